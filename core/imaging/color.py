@@ -1,0 +1,61 @@
+"""Normalise decoded pixels to 8-bit sRGB (RGB or RGBA) and drop all metadata."""
+
+import io
+from functools import lru_cache
+
+from PIL import Image, ImageCms
+
+_SIXTEEN_BIT_MODES = frozenset({"I;16", "I;16B", "I;16L", "I;16N", "I"})
+_ICC_MODES = frozenset({"RGB", "RGBA", "CMYK"})
+
+
+def to_srgb8(image: Image.Image) -> Image.Image:
+    """Return an RGB or RGBA image in sRGB with empty ``info`` (so no EXIF, XMP or ICC leaks)."""
+    icc = image.info.get("icc_profile")
+    image = _to_eight_bit(image)
+    if icc and image.mode in _ICC_MODES:
+        transform = _transform_for(icc, image.mode)
+        if transform is not None:
+            image = ImageCms.applyTransform(image, transform) or image
+    if image.mode == "P":
+        image = image.convert("RGBA" if "transparency" in image.info else "RGB")
+    if image.mode not in ("RGB", "RGBA"):
+        has_alpha = image.mode in ("LA", "La", "PA", "RGBa") or "transparency" in image.info
+        image = image.convert("RGBA" if has_alpha else "RGB")
+    if image.mode == "RGBA" and image.getchannel("A").getextrema() == (255, 255):
+        image = image.convert("RGB")
+    image.info = {}
+    return image
+
+
+def _to_eight_bit(image: Image.Image) -> Image.Image:
+    """Scale 16-bit greyscale to 8 bits; Pillow's own ``convert('L')`` clips it to white."""
+    if image.mode not in _SIXTEEN_BIT_MODES:
+        return image
+    wide = image if image.mode == "I" else image.convert("I")
+    _, high = wide.getextrema()
+    if isinstance(high, (int, float)) and high > 255:
+        wide = wide.point(lambda v: v * (255 / 65535))
+    return wide.convert("L")
+
+
+@lru_cache(maxsize=32)
+def _transform_for(icc: bytes, mode: str) -> ImageCms.ImageCmsTransform | None:
+    """Build (once per distinct profile) the transform to sRGB; None for sRGB or broken profiles."""
+    try:
+        source = ImageCms.ImageCmsProfile(io.BytesIO(icc))
+        if "srgb" in ImageCms.getProfileDescription(source).lower() and mode != "CMYK":
+            return None
+        out_mode = "RGBA" if mode == "RGBA" else "RGB"
+        return ImageCms.buildTransform(
+            source,
+            _SRGB,
+            mode,
+            out_mode,
+            renderingIntent=ImageCms.Intent.PERCEPTUAL,
+        )
+    except (ImageCms.PyCMSError, OSError, TypeError, ValueError):
+        return None
+
+
+_SRGB = ImageCms.createProfile("sRGB")

@@ -1,0 +1,66 @@
+"""Settings from the environment: the same names locally and on AWS (see DESIGN.md)."""
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from core.imaging.decode import Limits
+from core.imaging.specs import RenditionSpec, parse_renditions
+
+
+class SettingsError(ValueError):
+    """A missing or invalid setting; the message names the variable."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    raw_bucket: str
+    output_bucket: str
+    table: str
+    queue_url: str
+    renditions: tuple[RenditionSpec, ...]
+    max_bytes: int
+    max_pixels: int
+    workers: int
+    cdn_domain: str
+    cors_origins: tuple[str, ...]
+
+    @property
+    def limits(self) -> Limits:
+        return Limits(max_bytes=self.max_bytes, max_pixels=self.max_pixels)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
+        env = os.environ if env is None else env
+        origins = env.get("IMGPIPE_CORS_ORIGINS", "")
+        return cls(
+            raw_bucket=env.get("IMGPIPE_RAW_BUCKET", ""),
+            output_bucket=env.get("IMGPIPE_OUTPUT_BUCKET", ""),
+            table=env.get("IMGPIPE_TABLE", ""),
+            queue_url=env.get("IMGPIPE_QUEUE_URL", ""),
+            renditions=parse_renditions(env.get("IMGPIPE_RENDITIONS")),
+            max_bytes=_positive_int(env, "IMGPIPE_MAX_BYTES", 50 * 1024 * 1024),
+            max_pixels=_positive_int(env, "IMGPIPE_MAX_PIXELS", 50_000_000),
+            workers=_positive_int(env, "IMGPIPE_WORKERS", os.cpu_count() or 1),
+            cdn_domain=env.get("IMGPIPE_CDN_DOMAIN", ""),
+            cors_origins=tuple(o.strip() for o in origins.split(",") if o.strip()),
+        )
+
+    def require(self, *names: str) -> None:
+        """Fail fast, naming every missing setting, before the first record is touched."""
+        missing = [f"IMGPIPE_{n.upper()}" for n in names if not getattr(self, n)]
+        if missing:
+            raise SettingsError(f"missing setting(s): {', '.join(missing)}")
+
+
+def _positive_int(env: Mapping[str, str], name: str, default: int) -> int:
+    text = env.get(name, "").strip()
+    if not text:
+        return default
+    try:
+        value = int(text)
+    except ValueError:
+        raise SettingsError(f"{name}: expected an integer, got {text!r}") from None
+    if value < 1:
+        raise SettingsError(f"{name}: must be at least 1, got {value}")
+    return value

@@ -1,0 +1,1 @@
+"""Infrastructure: the SAM template, the embedded local stack and the `imgpipe` CLI."""

@@ -1,0 +1,1 @@
+"""One module per `imgpipe` sub-command; each exposes ``register(subparsers)``."""

@@ -1,0 +1,1 @@
+"""The load-test harness, the engine benchmark and the synthetic corpus generator."""
