@@ -47,7 +47,8 @@ def render(data: bytes, specs: Sequence[RenditionSpec], limits: Limits) -> Rende
     decoded_at = time.perf_counter()
     images = render_all(decoded.image, specs, decoded.width, decoded.height)
     rendered_at = time.perf_counter()
-    renditions = tuple(_encode_one(images[spec.name], spec, decoded) for spec in specs)
+    encoded: dict[tuple[object, ...], bytes] = {}
+    renditions = tuple(_encode_one(images[spec.name], spec, decoded, encoded) for spec in specs)
     encoded_at = time.perf_counter()
     source = SourceInfo(decoded.format, decoded.width, decoded.height, len(data), decoded.frames)
     timings = {
@@ -58,11 +59,20 @@ def render(data: bytes, specs: Sequence[RenditionSpec], limits: Limits) -> Rende
     return RenderResult(source, renditions, timings)
 
 
-def _encode_one(image: Image.Image, spec: RenditionSpec, decoded: DecodedImage) -> EncodedRendition:
-    if spec.watermark:
-        image = apply_watermark(image, spec.watermark)
+def _encode_one(
+    image: Image.Image,
+    spec: RenditionSpec,
+    decoded: DecodedImage,
+    encoded: dict[tuple[object, ...], bytes],
+) -> EncodedRendition:
+    """Encode one rendition; an identical earlier encode (small sources, where several specs
+    keep the source size) is reused from ``encoded`` rather than run again."""
     fmt = output_format(spec, decoded.format)
-    data = encode(image, spec, fmt)
+    key = (id(image), fmt.name, spec.effective_quality, spec.background, spec.watermark)
+    data = encoded.get(key)
+    if data is None:
+        marked = apply_watermark(image, spec.watermark) if spec.watermark else image
+        data = encoded[key] = encode(marked, spec, fmt)
     return EncodedRendition(
         spec.name, fmt.name, fmt.extension, fmt.content_type, image.width, image.height, data
     )

@@ -1,0 +1,69 @@
+"""`imgpipe bench CORPUS_DIR`: the engine against naive Pillow (and pyvips) in one run."""
+
+import argparse
+import json
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from infra.console import console, error_console
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "bench", help="benchmark the engine against baselines", description=__doc__
+    )
+    parser.add_argument("corpus", type=Path, metavar="CORPUS_DIR")
+    parser.add_argument("--repeat", type=int, default=3, help="runs per image (median taken)")
+    parser.add_argument("--json", action="store_true", help="print machine-readable JSON")
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from rich.progress import Progress
+
+    from loadtest.bench import available_strategies, corpus_files, run_bench, summarise
+
+    files = corpus_files(args.corpus) if args.corpus.is_dir() else []
+    if not files:
+        error_console.print(f"[red]error:[/] no images found in {args.corpus}")
+        return 2
+    strategies = available_strategies()
+    samples = []
+    with Progress(console=error_console, transient=True) as progress:
+        task = progress.add_task("benchmarking", total=len(files) * len(strategies))
+        for sample in run_bench(files, strategies, max(1, args.repeat)):
+            samples.append(sample)
+            progress.advance(task)
+    summary = summarise(samples, strategies)
+    if args.json:
+        print(json.dumps({"samples": [asdict(s) for s in samples], "summary": summary}, indent=2))
+    else:
+        _print(samples, summary, strategies)
+    return 0
+
+
+def _print(samples: list[Any], summary: dict[str, Any], strategies: list[str]) -> None:
+    from rich.table import Table
+
+    table = Table(title="per image (median ms, output bytes, peak RSS MB, SSIM)")
+    table.add_column("file")
+    table.add_column("MP", justify="right")
+    for strategy in strategies:
+        table.add_column(strategy, justify="right")
+    by_file: dict[str, dict[str, Any]] = {}
+    for s in samples:
+        by_file.setdefault(s.file, {"mp": s.megapixels})[s.strategy] = s
+    for name, row in by_file.items():
+        cells = [
+            f"{row[k].median_ms:.0f} ms  {row[k].bytes / 1024:.0f} KB  "
+            f"{row[k].rss_mb:.0f} MB  {row[k].ssim if row[k].ssim is not None else '-'}"
+            for k in strategies
+        ]
+        table.add_row(name, f"{row['mp']:.1f}", *cells)
+    console.print(table)
+    for group, block in summary.items():
+        console.print(f"[bold]{group}[/]")
+        for strategy, figures in block["strategies"].items():
+            console.print(f"  {strategy:8} {figures}")
+        console.print(f"  ratios   {block['ratios']}")

@@ -1,0 +1,230 @@
+"""`imgpipe bench`: the engine against a naive Pillow baseline (and pyvips), side by side.
+
+Each (image, strategy) pair runs in a fresh worker process so that its peak RSS is its own.
+Strategies are interleaved per image, so machine noise hits them alike.
+"""
+
+import io
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from PIL import Image, ImageOps
+
+from core.imaging import PRESETS, Limits, RenditionSpec, render
+from core.imaging.color import to_srgb8
+from core.imaging.encode import WEBP_METHOD
+from core.imaging.resize import geometry
+from core.imaging.sniff import sniff_format
+
+SPECS = PRESETS["default"]
+LARGE_MP = 8.0
+
+
+def _engine(data: bytes, specs: Sequence[RenditionSpec]) -> list[bytes]:
+    return [r.data for r in render(data, specs, Limits(max_bytes=1 << 31)).renditions]
+
+
+def _naive(data: bytes, specs: Sequence[RenditionSpec]) -> list[bytes]:
+    """The tutorial way: full decode, every rendition from the original, default encoder."""
+    original = ImageOps.exif_transpose(Image.open(io.BytesIO(data))).convert("RGB")
+    outputs = []
+    for spec in specs:
+        geo = geometry(spec, original.width, original.height)
+        image = original.resize(geo.resize, Image.Resampling.LANCZOS)
+        if geo.crop:
+            image = image.crop(geo.crop)
+        buffer = io.BytesIO()
+        image.save(buffer, "WEBP", quality=spec.effective_quality)
+        outputs.append(buffer.getvalue())
+    return outputs
+
+
+def _pyvips(data: bytes, specs: Sequence[RenditionSpec]) -> list[bytes]:
+    import pyvips
+
+    outputs = []
+    for spec in specs:
+        crop = "centre" if spec.fit == "cover" else "none"
+        size = "both" if spec.fit == "cover" else "down"
+        thumb = pyvips.Image.thumbnail_buffer(
+            data, spec.width, height=spec.height, size=size, crop=crop
+        )
+        outputs.append(
+            thumb.webpsave_buffer(Q=spec.effective_quality, effort=WEBP_METHOD, keep="none")
+        )
+    return outputs
+
+
+STRATEGIES: dict[str, Callable[[bytes, Sequence[RenditionSpec]], list[bytes]]] = {
+    "imgpipe": _engine,
+    "naive": _naive,
+    "pyvips": _pyvips,
+}
+
+
+def available_strategies() -> list[str]:
+    names = ["imgpipe", "naive"]
+    try:
+        import pyvips  # noqa: F401
+
+        names.append("pyvips")
+    except (ImportError, OSError):
+        pass
+    return names
+
+
+def _peak_rss_kb() -> int:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+
+
+def worker(strategy: str, path: str, repeat: int) -> dict[str, Any]:
+    """Run one strategy on one file in this (fresh) process and measure it."""
+    data = Path(path).read_bytes()
+    run = STRATEGIES[strategy]
+    baseline_kb = _peak_rss_kb()
+    times, outputs = [], []
+    for _ in range(repeat):
+        started = time.perf_counter()
+        outputs = run(data, SPECS)
+        times.append((time.perf_counter() - started) * 1000)
+    peak_kb = _peak_rss_kb()
+    return {
+        "ms": times,
+        "bytes": [len(o) for o in outputs],
+        "rss_mb": (peak_kb - baseline_kb) / 1024,
+        "ssim": _ssim_against_reference(data, outputs),
+    }
+
+
+def _ssim_against_reference(data: bytes, outputs: list[bytes]) -> list[float] | None:
+    """SSIM (luma) of each output against a full-quality reference, when scikit-image exists."""
+    try:
+        import numpy as np
+        from skimage.metrics import structural_similarity
+    except ImportError:
+        return None
+    original = to_srgb8(ImageOps.exif_transpose(Image.open(io.BytesIO(data)))).convert("RGB")
+    scores = []
+    for spec, output in zip(SPECS, outputs, strict=True):
+        geo = geometry(spec, original.width, original.height)
+        reference = original.resize(geo.resize, Image.Resampling.LANCZOS)
+        if geo.crop:
+            reference = reference.crop(geo.crop)
+        decoded = Image.open(io.BytesIO(output)).convert("RGB")
+        if decoded.size != reference.size:
+            decoded = decoded.resize(reference.size, Image.Resampling.LANCZOS)
+        a = np.asarray(reference.convert("L"), dtype=np.float64)
+        b = np.asarray(decoded.convert("L"), dtype=np.float64)
+        score = structural_similarity(a, b, data_range=255, gaussian_weights=True)  # type: ignore[no-untyped-call]
+        scores.append(float(score))
+    return scores
+
+
+@dataclass(frozen=True)
+class Sample:
+    file: str
+    megapixels: float
+    strategy: str
+    median_ms: float
+    bytes: int
+    rss_mb: float
+    ssim: float | None
+
+
+def corpus_files(folder: Path) -> list[Path]:
+    files = []
+    for path in sorted(folder.iterdir()):
+        if path.is_file():
+            with path.open("rb") as handle:
+                if sniff_format(handle.read(64)):
+                    files.append(path)
+    return files
+
+
+def _megapixels(path: Path) -> float:
+    with Image.open(path) as image:
+        return image.width * image.height / 1e6
+
+
+def run_bench(files: Sequence[Path], strategies: Sequence[str], repeat: int) -> Iterator[Sample]:
+    """Yield one sample per (file, strategy), strategies interleaved per file."""
+    for path in files:
+        megapixels = _megapixels(path)
+        for strategy in strategies:
+            out = subprocess.run(
+                [sys.executable, "-m", "loadtest.bench", strategy, str(path), str(repeat)],
+                check=True,
+                capture_output=True,
+                text=True,
+                env={**os.environ, "IMGPIPE_WORKERS": "1"},
+            )
+            result = json.loads(out.stdout)
+            ssim = statistics.fmean(result["ssim"]) if result["ssim"] else None
+            yield Sample(
+                path.name,
+                round(megapixels, 2),
+                strategy,
+                round(statistics.median(result["ms"]), 1),
+                sum(result["bytes"]),
+                round(result["rss_mb"], 1),
+                None if ssim is None else round(ssim, 4),
+            )
+
+
+def summarise(samples: Sequence[Sample], strategies: Sequence[str]) -> dict[str, Any]:
+    """Per-strategy medians and the ratios the acceptance criteria name, for all and large."""
+    groups = {
+        "all": samples,
+        f">={LARGE_MP:g}MP": [s for s in samples if s.megapixels >= LARGE_MP],
+    }
+    summary: dict[str, Any] = {}
+    for group, members in groups.items():
+        if not members:
+            continue
+        per: dict[str, Any] = {}
+        for strategy in strategies:
+            mine = [s for s in members if s.strategy == strategy]
+            ssims = [s.ssim for s in mine if s.ssim is not None]
+            median_ms = statistics.median(s.median_ms for s in mine)
+            per[strategy] = {
+                "images": len(mine),
+                "median_ms": round(median_ms, 1),
+                "images_per_s": round(1000 * len(mine) / sum(s.median_ms for s in mine), 2),
+                "median_rss_mb": round(statistics.median(s.rss_mb for s in mine), 1),
+                "max_rss_mb": round(max(s.rss_mb for s in mine), 1),
+                "output_bytes": sum(s.bytes for s in mine),
+                "mean_ssim": round(statistics.fmean(ssims), 4) if ssims else None,
+            }
+        summary[group] = {"strategies": per, "ratios": _ratios(members, per)}
+    return summary
+
+
+def _ratios(members: Sequence[Sample], per: dict[str, Any]) -> dict[str, float]:
+    """Speed-up is the median of per-image time ratios (paired, so noise cancels)."""
+    by_file: dict[str, dict[str, Sample]] = {}
+    for s in members:
+        by_file.setdefault(s.file, {})[s.strategy] = s
+    ratios: dict[str, float] = {}
+    engine = per["imgpipe"]
+    for other in (name for name in per if name != "imgpipe"):
+        paired = [f[other].median_ms / f["imgpipe"].median_ms for f in by_file.values()]
+        rss = [f["imgpipe"].rss_mb / max(f[other].rss_mb, 0.1) for f in by_file.values()]
+        ratios[f"speedup_vs_{other}"] = round(statistics.median(paired), 2)
+        ratios[f"bytes_vs_{other}"] = round(engine["output_bytes"] / per[other]["output_bytes"], 3)
+        ratios[f"rss_vs_{other}"] = round(statistics.median(rss), 2)
+        if engine["mean_ssim"] is not None and per[other]["mean_ssim"] is not None:
+            ratios[f"ssim_minus_{other}"] = round(engine["mean_ssim"] - per[other]["mean_ssim"], 4)
+    return ratios
+
+
+if __name__ == "__main__":
+    print(json.dumps(worker(sys.argv[1], sys.argv[2], int(sys.argv[3]))))
