@@ -24,6 +24,7 @@ class Settings:
     workers: int
     cdn_domain: str
     cors_origins: tuple[str, ...]
+    safety_margin_ms: int = 10_000
 
     @property
     def limits(self) -> Limits:
@@ -44,7 +45,17 @@ class Settings:
             workers=_positive_int(env, "IMGPIPE_WORKERS", os.cpu_count() or 1),
             cdn_domain=env.get("IMGPIPE_CDN_DOMAIN", ""),
             cors_origins=tuple(o.strip() for o in origins.split(",") if o.strip()),
+            safety_margin_ms=_positive_int(env, "IMGPIPE_SAFETY_MARGIN_MS", 10_000),
         )
+
+    def check_processing(self) -> None:
+        """Refuse to start without the buckets and table, or when output would re-trigger input."""
+        self.require("raw_bucket", "output_bucket", "table")
+        if self.raw_bucket == self.output_bucket:
+            raise SettingsError(
+                "IMGPIPE_OUTPUT_BUCKET must differ from IMGPIPE_RAW_BUCKET: writing renditions "
+                "into the raw bucket would trigger the pipeline on its own output"
+            )
 
     def require(self, *names: str) -> None:
         """Fail fast, naming every missing setting, before the first record is touched."""

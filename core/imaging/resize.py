@@ -9,10 +9,10 @@ from core.imaging.specs import RenditionSpec
 
 # Pillow first reduces by an integer factor with a box filter while the image stays at least
 # this many times the target, then finishes with LANCZOS: close to a full LANCZOS, much faster.
-REDUCING_GAP = 3.0
+REDUCING_GAP = 2.0
 # A rendition is derived from an earlier, larger full-frame rendition only when that one is at
 # least this many times the target size, so the second LANCZOS pass stays visually lossless.
-MIN_DERIVE_RATIO = 2.0
+MIN_DERIVE_RATIO = 1.0
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,180 @@
+"""The boto3 adapters: the only module in ``core`` that talks to AWS.
+
+Endpoints, region and credentials come from the standard AWS variables (``AWS_ENDPOINT_URL``
+points boto3 at the embedded moto server locally); no code path branches on "local".
+"""
+
+from collections.abc import Mapping, Sequence
+from decimal import Decimal
+from typing import Any
+from urllib.parse import quote
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
+
+from core.errors import Rejected, Skipped, Transient
+
+_MISSING = frozenset({"NoSuchKey", "404", "NotFound"})
+_STALE = frozenset({"PreconditionFailed", "412"})
+
+
+def client_config(pool_size: int) -> Config:
+    """Clients are built once per container; one pooled connection per worker thread, with
+    botocore's standard retry mode (backoff on throttling and 5xx) before we call it transient.
+    ``AWS_MAX_ATTEMPTS`` still sets the number of attempts (botocore's default is 3)."""
+    return Config(
+        max_pool_connections=max(10, pool_size),
+        retries={"mode": "standard"},
+        connect_timeout=5,
+        read_timeout=30,
+    )
+
+
+def error_code(exc: ClientError) -> str:
+    return str(exc.response.get("Error", {}).get("Code", ""))
+
+
+class S3Storage:
+    """Storage over S3: conditional GETs of sources, immutable PUTs of renditions."""
+
+    def __init__(self, client: Any) -> None:
+        self.client = client
+
+    def get(self, bucket: str, key: str, etag: str, max_bytes: int) -> bytes:
+        kwargs: dict[str, Any] = {"Bucket": bucket, "Key": key}
+        if etag:
+            kwargs["IfMatch"] = f'"{etag}"'
+        try:
+            response = self.client.get_object(**kwargs)
+            length = int(response.get("ContentLength", 0))
+            if length > max_bytes:
+                response["Body"].close()
+                raise Rejected("too_large", f"object is {length} bytes, limit {max_bytes}")
+            return bytes(response["Body"].read())
+        except ClientError as exc:
+            code = error_code(exc)
+            if code in _MISSING:
+                raise Skipped("source_missing", f"s3://{bucket}/{key}") from exc
+            if code in _STALE:
+                raise Skipped("stale", f"s3://{bucket}/{key} no longer has ETag {etag}") from exc
+            raise Transient(f"GetObject s3://{bucket}/{key}: {code}") from exc
+        except BotoCoreError as exc:
+            raise Transient(f"GetObject s3://{bucket}/{key}: {exc}") from exc
+
+    def put(
+        self, bucket: str, key: str, data: bytes, content_type: str, metadata: Mapping[str, str]
+    ) -> None:
+        try:
+            self.client.put_object(
+                Bucket=bucket,
+                Key=key,
+                Body=data,
+                ContentType=content_type,
+                CacheControl="public, max-age=31536000, immutable",
+                # S3 user metadata must be ASCII: keys are percent-encoded.
+                Metadata={name: quote(value, safe="/") for name, value in metadata.items()},
+            )
+        except ClientError as exc:
+            raise Transient(f"PutObject s3://{bucket}/{key}: {error_code(exc)}") from exc
+        except BotoCoreError as exc:
+            raise Transient(f"PutObject s3://{bucket}/{key}: {exc}") from exc
+
+    def head(self, bucket: str, key: str) -> Mapping[str, Any] | None:
+        try:
+            return dict(self.client.head_object(Bucket=bucket, Key=key))
+        except ClientError as exc:
+            if error_code(exc) in _MISSING:
+                return None
+            raise Transient(f"HeadObject s3://{bucket}/{key}: {error_code(exc)}") from exc
+
+    def presigned_post(
+        self,
+        bucket: str,
+        key: str,
+        content_type: str,
+        max_bytes: int,
+        expires_in: int,
+    ) -> dict[str, Any]:
+        """A browser upload limited to exactly this key, type and size range."""
+        conditions: Sequence[Any] = [
+            {"bucket": bucket},
+            {"key": key},
+            {"Content-Type": content_type},
+            ["content-length-range", 1, max_bytes],
+        ]
+        return dict(
+            self.client.generate_presigned_post(
+                Bucket=bucket,
+                Key=key,
+                Fields={"Content-Type": content_type},
+                Conditions=list(conditions),
+                ExpiresIn=expires_in,
+            )
+        )
+
+    def presigned_get(self, bucket: str, key: str, expires_in: int = 3600) -> str:
+        return str(
+            self.client.generate_presigned_url(
+                "get_object", Params={"Bucket": bucket, "Key": key}, ExpiresIn=expires_in
+            )
+        )
+
+
+class DynamoCatalog:
+    """The images table: consistent reads and order-conditional writes."""
+
+    def __init__(self, table: Any) -> None:
+        self.table = table
+
+    def get(self, image_id: str) -> Mapping[str, Any] | None:
+        try:
+            item = self.table.get_item(Key={"image_id": image_id}, ConsistentRead=True).get("Item")
+        except (ClientError, BotoCoreError) as exc:
+            raise Transient(f"GetItem {image_id}: {exc}") from exc
+        return from_dynamo(item) if item else None
+
+    def put(self, item: Mapping[str, Any]) -> bool:
+        try:
+            self.table.put_item(
+                Item=to_dynamo(item),
+                ConditionExpression="attribute_not_exists(image_id) OR event_order <= :order",
+                ExpressionAttributeValues={":order": item["event_order"]},
+            )
+        except ClientError as exc:
+            if error_code(exc) == "ConditionalCheckFailedException":
+                return False
+            raise Transient(f"PutItem {item['image_id']}: {error_code(exc)}") from exc
+        except BotoCoreError as exc:
+            raise Transient(f"PutItem {item['image_id']}: {exc}") from exc
+        return True
+
+
+def to_dynamo(value: Any) -> Any:
+    """DynamoDB's resource API wants Decimal, not float."""
+    if isinstance(value, float):
+        return Decimal(str(value))
+    if isinstance(value, Mapping):
+        return {k: to_dynamo(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [to_dynamo(v) for v in value]
+    return value
+
+
+def from_dynamo(value: Any) -> Any:
+    """Decimals back to int or float, so items serialise as plain JSON."""
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    if isinstance(value, Mapping):
+        return {k: from_dynamo(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [from_dynamo(v) for v in value]
+    return value
+
+
+def s3_client(pool_size: int = 10) -> Any:
+    return boto3.client("s3", config=client_config(pool_size))
+
+
+def images_table(name: str, pool_size: int = 10) -> Any:
+    return boto3.resource("dynamodb", config=client_config(pool_size)).Table(name)

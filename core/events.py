@@ -1,0 +1,118 @@
+"""Parse SQS message bodies into source objects: S3 notifications and backfill messages alike.
+
+A backfill message uses exactly the S3 notification shape (see ``backfill_message``), so there
+is one parsing path. Keys arrive URL-encoded the way S3 encodes them.
+"""
+
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Final
+from urllib.parse import quote_plus, unquote_plus
+
+S3_EVENT_SOURCE: Final = "aws:s3"
+BACKFILL_EVENT_SOURCE: Final = "imgpipe:backfill"
+BACKFILL_EVENT_NAME: Final = "ObjectCreated:Backfill"
+_SEQUENCER_WIDTH: Final = 32
+
+
+class NotAnS3Event(ValueError):
+    """The body is neither an S3 notification nor a backfill message; it must reach the DLQ."""
+
+
+@dataclass(frozen=True)
+class SourceObject:
+    bucket: str
+    key: str
+    size: int
+    etag: str
+    event_time: str
+    version_id: str | None = None
+    sequencer: str | None = None
+
+    @property
+    def image_id(self) -> str:
+        return f"{self.bucket}/{self.key}"
+
+    @property
+    def order(self) -> str:
+        """A string that sorts events on the same object oldest first (event time, then S3's
+        hexadecimal sequencer, left-padded so that it compares as a number)."""
+        sequencer = (self.sequencer or "").upper().rjust(_SEQUENCER_WIDTH, "0")
+        return f"{self.event_time}#{sequencer}"
+
+
+def parse_body(body: str) -> list[SourceObject]:
+    """The ObjectCreated records of one message body ([] for ``s3:TestEvent`` or other events).
+
+    Raises NotAnS3Event for anything that is not an S3 notification or backfill message.
+    """
+    try:
+        message = json.loads(body)
+    except (json.JSONDecodeError, TypeError) as exc:
+        raise NotAnS3Event(f"body is not JSON: {exc}") from exc
+    if not isinstance(message, dict):
+        raise NotAnS3Event("body is not a JSON object")
+    if message.get("Event") == "s3:TestEvent":
+        return []
+    records = message.get("Records")
+    if not isinstance(records, list) or not records:
+        raise NotAnS3Event("body has no 'Records' list")
+    return [source for record in records if (source := _parse_record(record)) is not None]
+
+
+def _parse_record(record: Any) -> SourceObject | None:
+    if not isinstance(record, dict):
+        raise NotAnS3Event("record is not an object")
+    if record.get("eventSource") not in (S3_EVENT_SOURCE, BACKFILL_EVENT_SOURCE):
+        raise NotAnS3Event(f"unexpected eventSource {record.get('eventSource')!r}")
+    if not str(record.get("eventName", "")).startswith("ObjectCreated:"):
+        return None
+    try:
+        s3 = record["s3"]
+        obj = s3["object"]
+        return SourceObject(
+            bucket=str(s3["bucket"]["name"]),
+            key=unquote_plus(str(obj["key"])),
+            size=int(obj.get("size", 0)),
+            etag=str(obj.get("eTag", "")).strip('"'),
+            event_time=_normalise_time(str(record["eventTime"])),
+            version_id=obj.get("versionId") or None,
+            sequencer=obj.get("sequencer") or None,
+        )
+    except (KeyError, TypeError, ValueError) as exc:
+        raise NotAnS3Event(f"malformed S3 record: {exc!r}") from exc
+
+
+def _normalise_time(text: str) -> str:
+    """ISO-8601 UTC with milliseconds, so that times compare as strings."""
+    return iso_ms(datetime.fromisoformat(text))
+
+
+def iso_ms(moment: datetime) -> str:
+    if moment.tzinfo is None:  # S3 always sends UTC; never read a naive time as local
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def backfill_record(
+    bucket: str, key: str, size: int, etag: str, last_modified: datetime
+) -> dict[str, Any]:
+    """One S3-notification-shaped record for an existing object (the backfill contract)."""
+    return {
+        "eventVersion": "2.1",
+        "eventSource": BACKFILL_EVENT_SOURCE,
+        "eventTime": iso_ms(last_modified),
+        "eventName": BACKFILL_EVENT_NAME,
+        "s3": {
+            "s3SchemaVersion": "1.0",
+            "bucket": {"name": bucket, "arn": f"arn:aws:s3:::{bucket}"},
+            "object": {"key": quote_plus(key, safe="/"), "size": size, "eTag": etag.strip('"')},
+        },
+    }
+
+
+def backfill_message(bucket: str, key: str, size: int, etag: str, last_modified: datetime) -> str:
+    """A message body holding one backfill record."""
+    record = backfill_record(bucket, key, size, etag, last_modified)
+    return json.dumps({"Records": [record]}, separators=(",", ":"))

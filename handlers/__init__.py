@@ -1,0 +1,1 @@
+"""Thin Lambda entry points: each builds its adapters once per container and calls ``core``."""

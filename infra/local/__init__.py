@@ -1,0 +1,1 @@
+"""The embedded local stack: moto server, provisioning, and the SQS event source mapping."""

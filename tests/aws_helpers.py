@@ -1,0 +1,100 @@
+"""Shared helpers for the moto-backed tests: a provisioned stack and real SQS events."""
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import boto3
+import pytest
+from botocore.awsrequest import AWSResponse
+from moto import mock_aws
+
+from infra.local.lambda_event import LambdaContext, sqs_event
+from infra.local.provision import Stack, provision
+
+AWS_ENV = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_SESSION_TOKEN": "testing",
+    "AWS_DEFAULT_REGION": "us-east-1",
+    "AWS_REGION": "us-east-1",
+    "AWS_MAX_ATTEMPTS": "1",
+    "IMGPIPE_WORKERS": "2",
+}
+
+
+@pytest.fixture(name="stack")
+def stack_fixture(monkeypatch: pytest.MonkeyPatch) -> Iterator[Stack]:
+    """A provisioned stack in moto, with the handler's settings pointed at it."""
+    import handlers.process
+
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    for name, value in AWS_ENV.items():
+        monkeypatch.setenv(name, value)
+    with mock_aws():
+        provisioned = provision("test")
+        for name, value in provisioned.env().items():
+            monkeypatch.setenv(name, value)
+        handlers.process.runtime.cache_clear()
+        yield provisioned
+        handlers.process.runtime.cache_clear()
+
+
+def receive_event(stack: Stack, wanted: int = 10) -> dict[str, Any]:
+    """Receive up to ``wanted`` messages and wrap them exactly as Lambda's ESM does."""
+    sqs = boto3.client("sqs")
+    messages: list[dict[str, Any]] = []
+    while len(messages) < wanted:
+        batch = sqs.receive_message(
+            QueueUrl=stack.queue_url,
+            MaxNumberOfMessages=min(10, wanted - len(messages)),
+            AttributeNames=["All"],
+            MessageAttributeNames=["All"],
+        ).get("Messages", [])
+        if not batch:
+            break
+        messages.extend(batch)
+    return sqs_event(messages, stack.queue_arn, stack.region)
+
+
+def drain_test_event(stack: Stack) -> None:
+    """Consume the s3:TestEvent that S3 (and moto) sends when the notification is set up."""
+    import handlers.process
+
+    event = receive_event(stack, 1)
+    assert "s3:TestEvent" in event["Records"][0]["body"]
+    assert handlers.process.handler(event, context()) == {"batchItemFailures": []}
+    delete_succeeded(stack, event, {"batchItemFailures": []})
+
+
+def delete_succeeded(stack: Stack, event: dict[str, Any], response: dict[str, Any]) -> None:
+    """Delete what the function acknowledged, as the event source mapping does."""
+    failed = {f["itemIdentifier"] for f in response["batchItemFailures"]}
+    sqs = boto3.client("sqs")
+    for record in event["Records"]:
+        if record["messageId"] not in failed:
+            sqs.delete_message(QueueUrl=stack.queue_url, ReceiptHandle=record["receiptHandle"])
+
+
+def context(timeout_s: float = 60) -> LambdaContext:
+    return LambdaContext(timeout_s)
+
+
+def error_response(code: str, status: int) -> Callable[..., AWSResponse]:
+    """A botocore ``before-send`` hook that answers with an S3-style error."""
+
+    class Raw:
+        def __init__(self, body: bytes) -> None:
+            self.body = body
+
+        def stream(self, **_: Any) -> Iterator[bytes]:
+            yield self.body
+
+        def read(self, *_: Any) -> bytes:
+            return self.body
+
+    body = f"<Error><Code>{code}</Code><Message>injected</Message></Error>".encode()
+
+    def hook(request: Any, **_: Any) -> AWSResponse:
+        return AWSResponse(request.url, status, {}, Raw(body))
+
+    return hook
