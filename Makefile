@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PIP := $(BIN)/python -m pip --disable-pip-version-check -q
 
-.PHONY: demo test lint typecheck unit lock clean
+.PHONY: demo test lint typecheck unit docker-requirements clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -27,12 +27,17 @@ lint: $(VENV)/.dev
 	$(BIN)/ruff format --check .
 
 typecheck: $(VENV)/.dev
-	$(BIN)/mypy core infra loadtest
+	$(BIN)/mypy core handlers infra loadtest
 
 unit: $(VENV)/.dev
 	$(BIN)/pytest -n 2 -q
 
 test: lint typecheck unit
+
+# Regenerate the Lambda image's locked, hashed requirements from pyproject.toml.
+docker-requirements: $(VENV)/.dev
+	$(BIN)/uv pip compile pyproject.toml --universal --python-version 3.12 --generate-hashes \
+	  --custom-compile-command "make docker-requirements" -o docker/requirements.txt
 
 clean:
 	rm -rf $(VENV) imgpipe-out .pytest_cache .mypy_cache .ruff_cache

@@ -33,7 +33,6 @@ class Settings:
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
         env = os.environ if env is None else env
-        origins = env.get("IMGPIPE_CORS_ORIGINS", "")
         return cls(
             raw_bucket=env.get("IMGPIPE_RAW_BUCKET", ""),
             output_bucket=env.get("IMGPIPE_OUTPUT_BUCKET", ""),
@@ -44,7 +43,7 @@ class Settings:
             max_pixels=_positive_int(env, "IMGPIPE_MAX_PIXELS", 50_000_000),
             workers=_positive_int(env, "IMGPIPE_WORKERS", os.cpu_count() or 1),
             cdn_domain=env.get("IMGPIPE_CDN_DOMAIN", ""),
-            cors_origins=tuple(o.strip() for o in origins.split(",") if o.strip()),
+            cors_origins=parse_origins(env.get("IMGPIPE_CORS_ORIGINS", "")),
             safety_margin_ms=_positive_int(env, "IMGPIPE_SAFETY_MARGIN_MS", 10_000),
         )
 
@@ -62,6 +61,11 @@ class Settings:
         missing = [f"IMGPIPE_{n.upper()}" for n in names if not getattr(self, n)]
         if missing:
             raise SettingsError(f"missing setting(s): {', '.join(missing)}")
+
+
+def parse_origins(text: str) -> tuple[str, ...]:
+    """``IMGPIPE_CORS_ORIGINS``: a comma-separated list of exact origins."""
+    return tuple(origin.strip() for origin in text.split(",") if origin.strip())
 
 
 def _positive_int(env: Mapping[str, str], name: str, default: int) -> int:

@@ -4,7 +4,6 @@ The numbers (visibility timeout, redrive, retention, message size) come from the
 through ``infra.template_model``, so the two cannot drift apart silently.
 """
 
-import json
 import os
 from dataclasses import dataclass
 from typing import Any
@@ -12,18 +11,7 @@ from typing import Any
 import boto3
 
 from infra.local.lambda_event import queue_arn_from_url
-
-
-@dataclass(frozen=True)
-class QueueSettings:
-    function_timeout_s: int = 120
-    visibility_timeout_s: int = 720
-    max_receive_count: int = 5
-    retention_s: int = 4 * 24 * 3600
-    dlq_retention_s: int = 14 * 24 * 3600
-    max_message_bytes: int = 262_144
-    batch_size: int = 10
-    batching_window_s: int = 5
+from infra.template_model import StackSettings, stack_settings
 
 
 @dataclass(frozen=True)
@@ -37,7 +25,7 @@ class Stack:
     queue_url: str
     queue_arn: str
     dlq_url: str
-    queue: QueueSettings
+    settings: StackSettings
 
     def env(self) -> dict[str, str]:
         return {
@@ -54,33 +42,26 @@ def region() -> str:
 
 def provision(
     prefix: str = "imgpipe",
-    queue: QueueSettings | None = None,
+    settings: StackSettings | None = None,
     cors_origins: tuple[str, ...] = (),
 ) -> Stack:
     """Create the buckets, queues, notification and table (idempotent on moto)."""
-    queue = queue or QueueSettings()
+    settings = settings or stack_settings()
     where = region()
-    s3 = boto3.client("s3", region_name=where)
-    sqs = boto3.client("sqs", region_name=where)
-    dynamodb = boto3.client("dynamodb", region_name=where)
+    s3: Any = boto3.client("s3", region_name=where)
+    sqs: Any = boto3.client("sqs", region_name=where)
+    dynamodb: Any = boto3.client("dynamodb", region_name=where)
     raw, output, table = f"{prefix}-raw", f"{prefix}-processed", f"{prefix}-images"
     for bucket in (raw, output):
         _create_bucket(s3, bucket, where)
     dlq_url = sqs.create_queue(
         QueueName=f"{prefix}-dlq",
-        Attributes={"MessageRetentionPeriod": str(queue.dlq_retention_s)},
+        Attributes=settings.dlq_attributes,
     )["QueueUrl"]
     dlq_arn = queue_arn_from_url(dlq_url, where)
     queue_url = sqs.create_queue(
         QueueName=f"{prefix}-jobs",
-        Attributes={
-            "VisibilityTimeout": str(queue.visibility_timeout_s),
-            "MessageRetentionPeriod": str(queue.retention_s),
-            "MaximumMessageSize": str(queue.max_message_bytes),
-            "RedrivePolicy": json.dumps(
-                {"deadLetterTargetArn": dlq_arn, "maxReceiveCount": queue.max_receive_count}
-            ),
-        },
+        Attributes={**settings.queue_attributes, "RedrivePolicy": settings.redrive_policy(dlq_arn)},
     )["QueueUrl"]
     queue_arn = queue_arn_from_url(queue_url, where)
     s3.put_bucket_notification_configuration(
@@ -106,7 +87,7 @@ def provision(
             },
         )
     _create_table(dynamodb, table)
-    return Stack(where, raw, output, table, queue_url, queue_arn, dlq_url, queue)
+    return Stack(where, raw, output, table, queue_url, queue_arn, dlq_url, settings)
 
 
 def _create_bucket(s3: Any, name: str, where: str) -> None:

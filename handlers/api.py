@@ -1,0 +1,173 @@
+"""The HTTP API (API Gateway HTTP API, payload v2) on Powertools' event handler.
+
+Routes: ``POST /uploads`` (a presigned POST), ``GET /images/{image_id}`` (the table item with
+rendition URLs), ``POST /process`` (synchronous, on-demand processing) and ``GET /config``.
+"""
+
+import os
+import re
+import unicodedata
+import uuid
+from functools import cache
+from typing import Any
+from urllib.parse import unquote
+
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, CORSConfig
+from aws_lambda_powertools.event_handler.exceptions import (
+    BadRequestError,
+    ForbiddenError,
+    NotFoundError,
+)
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from core.aws import DynamoCatalog, S3Storage, images_table, s3_client
+from core.events import SourceObject, iso_ms
+from core.pipeline import process_source
+from core.settings import Settings, parse_origins
+
+CONTENT_TYPES = (
+    "image/jpeg",
+    "image/png",
+    "image/webp",
+    "image/gif",
+    "image/heic",
+    "image/heif",
+    "image/avif",
+)
+UPLOAD_EXPIRY_S = 300
+_UNSAFE_FILENAME = re.compile(r"[^A-Za-z0-9._-]+")
+
+logger = Logger(service="imgpipe")
+
+
+class Runtime:
+    """Settings and clients, built once per container."""
+
+    def __init__(self, settings: Settings) -> None:
+        settings.require("raw_bucket", "table")
+        self.settings = settings
+        self.storage = S3Storage(s3_client())
+        self.catalog = DynamoCatalog(images_table(settings.table))
+
+
+@cache
+def runtime() -> Runtime:
+    return Runtime(Settings.from_env())
+
+
+def _cors() -> CORSConfig | None:
+    origins = parse_origins(os.environ.get("IMGPIPE_CORS_ORIGINS", ""))
+    if not origins:
+        return None
+    return CORSConfig(allow_origin=origins[0], extra_origins=list(origins[1:]), max_age=600)
+
+
+app = APIGatewayHttpResolver(cors=_cors())
+
+
+def sanitise_filename(name: str) -> str:
+    """A safe last path segment: no directories, no traversal, ASCII letters and digits."""
+    base = name.replace("\\", "/").rsplit("/", 1)[-1]
+    ascii_name = unicodedata.normalize("NFKD", base).encode("ascii", "ignore").decode()
+    cleaned = _UNSAFE_FILENAME.sub("-", ascii_name).strip(".-")
+    return cleaned[-120:] or "upload"
+
+
+def _json_body() -> dict[str, Any]:
+    try:
+        body = app.current_event.json_body
+    except ValueError:
+        body = None
+    if not isinstance(body, dict):
+        raise BadRequestError("the body must be a JSON object")
+    return body
+
+
+@app.post("/uploads")
+def create_upload() -> dict[str, Any]:
+    body = _json_body()
+    settings = runtime().settings
+    filename, content_type, size = body.get("filename"), body.get("contentType"), body.get("size")
+    if not isinstance(filename, str) or not filename.strip():
+        raise BadRequestError("filename: required")
+    if content_type not in CONTENT_TYPES:
+        raise BadRequestError(f"contentType: must be one of {', '.join(CONTENT_TYPES)}")
+    if isinstance(size, bool) or not isinstance(size, int) or size < 1:
+        raise BadRequestError("size: must be a positive integer (bytes)")
+    if size > settings.max_bytes:
+        raise BadRequestError(f"size: {size} bytes exceeds the limit of {settings.max_bytes}")
+    key = f"uploads/{uuid.uuid4().hex}/{sanitise_filename(filename)}"
+    post = runtime().storage.presigned_post(
+        settings.raw_bucket, key, content_type, settings.max_bytes, UPLOAD_EXPIRY_S
+    )
+    return {
+        "url": post["url"],
+        "fields": post["fields"],
+        "key": key,
+        "imageId": f"{settings.raw_bucket}/{key}",
+        "expiresIn": UPLOAD_EXPIRY_S,
+    }
+
+
+@app.get("/images/.+")  # image ids hold slashes: "{bucket}/{key}", sent encoded or not
+def get_image() -> dict[str, Any]:
+    rt = runtime()
+    image_id = unquote(app.current_event.path.removeprefix("/images/"))
+    item = rt.catalog.get(image_id)
+    if item is None:
+        raise NotFoundError(f"no image {image_id!r}")
+    return with_urls(dict(item), rt)
+
+
+@app.post("/process")
+def process_now() -> dict[str, Any]:
+    body = _json_body()
+    rt = runtime()
+    bucket, key = body.get("bucket"), body.get("key")
+    if not isinstance(bucket, str) or not isinstance(key, str) or not key:
+        raise BadRequestError("bucket and key: required strings")
+    if bucket != rt.settings.raw_bucket:
+        raise ForbiddenError("only the configured raw bucket can be processed")
+    rt.settings.check_processing()
+    head = rt.storage.head(bucket, key)
+    if head is None:
+        raise NotFoundError(f"no object s3://{bucket}/{key}")
+    source = SourceObject(
+        bucket=bucket,
+        key=key,
+        size=int(head["ContentLength"]),
+        etag=str(head["ETag"]).strip('"'),
+        event_time=iso_ms(head["LastModified"]),
+        version_id=head.get("VersionId"),
+    )
+    outcome = process_source(source, rt.settings, rt.storage, rt.catalog)
+    item = rt.catalog.get(source.image_id) or {}
+    return with_urls({**item, "outcome": outcome.status, "outcomeReason": outcome.reason}, rt)
+
+
+@app.get("/config")
+def config() -> dict[str, Any]:
+    settings = Settings.from_env()
+    return {
+        "maxBytes": settings.max_bytes,
+        "maxPixels": settings.max_pixels,
+        "contentTypes": list(CONTENT_TYPES),
+        "renditions": [spec.name for spec in settings.renditions],
+    }
+
+
+def with_urls(item: dict[str, Any], rt: Runtime) -> dict[str, Any]:
+    """Rendition URLs: the CloudFront domain when configured, presigned GETs otherwise."""
+    settings = rt.settings
+    for rendition in item.get("renditions", []):
+        if settings.cdn_domain:
+            rendition["url"] = f"https://{settings.cdn_domain}/{rendition['key']}"
+        else:
+            rendition["url"] = rt.storage.presigned_get(settings.output_bucket, rendition["key"])
+    return item
+
+
+@logger.inject_lambda_context
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return app.resolve(event, context)
