@@ -20,7 +20,7 @@ $(VENV)/.dev: pyproject.toml | $(BIN)/python
 	touch $@ $(VENV)/.runtime
 
 demo: $(VENV)/.runtime
-	$(BIN)/imgpipe render infra/samples/* --out imgpipe-out
+	$(BIN)/imgpipe demo
 
 lint: $(VENV)/.dev
 	$(BIN)/ruff check .

@@ -29,7 +29,7 @@ class Limits:
     max_frames: int = 1000
 
 
-@dataclass(frozen=True)
+@dataclass
 class DecodedImage:
     """One decoded frame in 8-bit sRGB, oriented, with no metadata.
 
@@ -37,11 +37,18 @@ class DecodedImage:
     ``image`` may be smaller than that when JPEG draft mode was used.
     """
 
-    image: Image.Image
+    image: Image.Image | None
     format: str
     width: int
     height: int
     frames: int
+
+    def take_image(self) -> Image.Image:
+        """Hand the pixels over (so that they can be freed as soon as the taker is done)."""
+        image, self.image = self.image, None
+        if image is None:
+            raise RuntimeError("the decoded image was already taken")
+        return image
 
 
 # Given the oriented source size, return the smallest decoded size that is still enough.

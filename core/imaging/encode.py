@@ -9,7 +9,7 @@ from PIL import Image
 from core.imaging.specs import RenditionSpec
 
 # Measured with `imgpipe bench`: see README "Encoder settings".
-WEBP_METHOD: Final = 4
+WEBP_METHOD: Final = 2
 AVIF_SPEED: Final = 8
 JPEG_OPTIMIZE: Final = True
 JPEG_PROGRESSIVE: Final = True

@@ -6,9 +6,9 @@ from dataclasses import dataclass, field
 
 from PIL import Image
 
-from core.imaging.decode import DecodedImage, Limits, decode, draft_size
+from core.imaging.decode import Limits, decode, draft_size
 from core.imaging.encode import encode, output_format
-from core.imaging.resize import needed_scale, render_all
+from core.imaging.resize import Step, needed_scale, render_each
 from core.imaging.specs import RenditionSpec
 from core.imaging.watermark import apply_watermark
 
@@ -44,31 +44,35 @@ def render(data: bytes, specs: Sequence[RenditionSpec], limits: Limits) -> Rende
     """Decode ``data`` once and produce every rendition in ``specs`` (raises ImageRejected)."""
     started = time.perf_counter()
     decoded = decode(data, limits, lambda w, h: draft_size(w, h, needed_scale(specs, w, h)))
-    decoded_at = time.perf_counter()
-    images = render_all(decoded.image, specs, decoded.width, decoded.height)
-    rendered_at = time.perf_counter()
-    encoded: dict[tuple[object, ...], bytes] = {}
-    renditions = tuple(_encode_one(images[spec.name], spec, decoded, encoded) for spec in specs)
-    encoded_at = time.perf_counter()
     source = SourceInfo(decoded.format, decoded.width, decoded.height, len(data), decoded.frames)
-    timings = {
-        "decode": _ms(started, decoded_at),
-        "render": _ms(decoded_at, rendered_at),
-        "encode": _ms(rendered_at, encoded_at),
-    }
-    return RenderResult(source, renditions, timings)
+    clock = time.perf_counter()
+    timings = {"decode": _ms(started, clock), "render": 0.0, "encode": 0.0}
+    encoded: dict[tuple[object, ...], bytes] = {}
+    by_name: dict[str, EncodedRendition] = {}
+    # Each rendition is encoded as soon as it is rendered, so it can be released early.
+    for step, image in render_each(decoded.take_image(), specs, source.width, source.height):
+        rendered = time.perf_counter()
+        by_name[step.spec.name] = _encode_one(image, step, source.format, encoded)
+        del image
+        timings["render"] += rendered - clock
+        clock = time.perf_counter()
+        timings["encode"] += clock - rendered
+    timings["render"] = round(timings["render"] * 1000, 2)
+    timings["encode"] = round(timings["encode"] * 1000, 2)
+    return RenderResult(source, tuple(by_name[spec.name] for spec in specs), timings)
 
 
 def _encode_one(
     image: Image.Image,
-    spec: RenditionSpec,
-    decoded: DecodedImage,
+    step: Step,
+    source_format: str,
     encoded: dict[tuple[object, ...], bytes],
 ) -> EncodedRendition:
     """Encode one rendition; an identical earlier encode (small sources, where several specs
     keep the source size) is reused from ``encoded`` rather than run again."""
-    fmt = output_format(spec, decoded.format)
-    key = (id(image), fmt.name, spec.effective_quality, spec.background, spec.watermark)
+    spec = step.spec
+    fmt = output_format(spec, source_format)
+    key = (step.pixels_key, fmt.name, spec.effective_quality, spec.background, spec.watermark)
     data = encoded.get(key)
     if data is None:
         marked = apply_watermark(image, spec.watermark) if spec.watermark else image

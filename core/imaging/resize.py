@@ -1,6 +1,6 @@
 """Rendition geometry and the decode-once, largest-first resize chain."""
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 from PIL import Image
@@ -57,40 +57,72 @@ def _scaled(width: int, height: int, scale: float) -> tuple[int, int]:
     return max(1, round(width * scale)), max(1, round(height * scale))
 
 
-def render_all(
-    base: Image.Image, specs: Sequence[RenditionSpec], width: int, height: int
-) -> dict[str, Image.Image]:
-    """Resize ``base`` (a decode of the ``width`` x ``height`` source) to every spec.
+@dataclass(frozen=True)
+class Step:
+    """One rendition: its geometry and where it is resized from (-1: the decoded base,
+    otherwise the index of an earlier ``inside`` step, which keeps the full frame)."""
 
-    Specs run largest first. Each ``inside`` result keeps the full frame and aspect, so it
-    becomes a candidate source for the smaller ones that follow.
-    """
+    spec: RenditionSpec
+    geometry: Geometry
+    source: int
+
+    @property
+    def pixels_key(self) -> tuple[int, Geometry]:
+        """Steps with equal keys produce identical pixels."""
+        return self.source, self.geometry
+
+
+def plan(
+    specs: Sequence[RenditionSpec], width: int, height: int, base_size: tuple[int, int]
+) -> list[Step]:
+    """Largest first; each step takes the smallest earlier full-frame result that is still at
+    least MIN_DERIVE_RATIO times its target, or else the decoded base."""
     ordered = sorted(specs, key=lambda s: _area(geometry(s, width, height).resize), reverse=True)
-    sources: list[Image.Image] = [base]
-    results: dict[str, Image.Image] = {}
+    steps: list[Step] = []
     for spec in ordered:
         geo = geometry(spec, width, height)
-        source = _smallest_sufficient(sources, geo.resize)
-        image = _resize(source, geo.resize)
-        if geo.crop is not None:
-            image = image.crop(geo.crop)
-        elif spec.fit == "inside" and image is not source:
-            sources.append(image)
-        results[spec.name] = image
-    return results
+        source = -1
+        for index in range(len(steps) - 1, -1, -1):
+            earlier = steps[index]
+            w, h = earlier.geometry.size
+            if (
+                earlier.spec.fit == "inside"
+                and earlier.geometry.resize != base_size
+                and w >= geo.resize[0] * MIN_DERIVE_RATIO
+                and h >= geo.resize[1] * MIN_DERIVE_RATIO
+            ):
+                source = index
+                break
+        steps.append(Step(spec, geo, source))
+    return steps
+
+
+def render_each(
+    base: Image.Image, specs: Sequence[RenditionSpec], width: int, height: int
+) -> Iterator[tuple[Step, Image.Image]]:
+    """Yield every spec's step and image, largest first, from ``base`` (a decode of the ``width`` x
+    ``height`` source). Each intermediate is released after its last use, so that peak memory
+    stays near the decoded base plus one rendition; the caller should hold no other
+    reference to ``base``."""
+    steps = plan(specs, width, height, base.size)
+    last_use = {step.source: index for index, step in enumerate(steps)}
+    pool: dict[int, Image.Image] = {-1: base}
+    del base
+    for index, step in enumerate(steps):
+        source = pool[step.source]
+        image = _resize(source, step.geometry.resize)
+        del source
+        if last_use.get(step.source) == index:
+            del pool[step.source]
+        if step.geometry.crop is not None:
+            image = image.crop(step.geometry.crop)
+        if index in last_use:
+            pool[index] = image
+        yield step, image
 
 
 def _area(size: tuple[int, int]) -> int:
     return size[0] * size[1]
-
-
-def _smallest_sufficient(sources: list[Image.Image], target: tuple[int, int]) -> Image.Image:
-    for source in reversed(sources[1:]):  # derived sources are appended in shrinking order
-        if source.width >= target[0] * MIN_DERIVE_RATIO and (
-            source.height >= target[1] * MIN_DERIVE_RATIO
-        ):
-            return source
-    return sources[0]
 
 
 def _resize(image: Image.Image, size: tuple[int, int]) -> Image.Image:

@@ -6,6 +6,8 @@ import uuid
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
+from aws_lambda_powertools.utilities.typing import LambdaContext as PowertoolsLambdaContext
+
 
 def queue_arn_from_url(queue_url: str, region: str, account: str = "123456789012") -> str:
     """``arn:aws:sqs:REGION:ACCOUNT:NAME`` for a queue URL (moto and AWS URLs alike)."""
@@ -56,7 +58,7 @@ def _message_attributes(attributes: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-class LambdaContext:
+class LambdaContext(PowertoolsLambdaContext):
     """A Lambda-like context with a working ``get_remaining_time_in_millis``."""
 
     def __init__(
@@ -66,16 +68,16 @@ class LambdaContext:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._clock = clock
-        self._deadline = self._clock() + timeout_s
-        self.function_name = function_name
-        self.function_version = "$LATEST"
-        self.memory_limit_in_mb = 2048
-        self.invoked_function_arn = (
+        self._deadline = clock() + timeout_s
+        self._function_name = function_name
+        self._function_version = "$LATEST"
+        self._memory_limit_in_mb = 2048
+        self._invoked_function_arn = (
             f"arn:aws:lambda:us-east-1:123456789012:function:{function_name}"
         )
-        self.aws_request_id = str(uuid.uuid4())
-        self.log_group_name = f"/aws/lambda/{function_name}"
-        self.log_stream_name = "local"
+        self._aws_request_id = str(uuid.uuid4())
+        self._log_group_name = f"/aws/lambda/{function_name}"
+        self._log_stream_name = "local"
 
-    def get_remaining_time_in_millis(self) -> int:
+    def get_remaining_time_in_millis(self) -> int:  # type: ignore[override]  # static upstream
         return max(0, int((self._deadline - self._clock()) * 1000))

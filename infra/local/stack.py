@@ -1,0 +1,144 @@
+"""The embedded stack: moto on loopback, the provisioned resources and the worker pool."""
+
+import logging
+import os
+import threading
+from dataclasses import dataclass, replace
+from typing import Any, Self
+
+import boto3
+from botocore.exceptions import BotoCoreError, ClientError
+
+from infra.local.moto_server import EmbeddedAws
+from infra.local.poller import PollerConfig, WorkerPool
+from infra.local.provision import Stack, provision
+from infra.template_model import stack_settings
+
+log = logging.getLogger("imgpipe.stack")
+
+# moto's SQS scans the whole queue on every call, so its cost grows with depth (see README).
+DEFAULT_DEPTH_WARNING = 500
+
+
+@dataclass(frozen=True)
+class StackOptions:
+    workers: int = os.cpu_count() or 1
+    port: int = 0
+    prefix: str = "imgpipe"
+    batch_window_s: float | None = None  # None: the template's MaximumBatchingWindowInSeconds
+    function_timeout_s: float | None = None  # None: the template's Timeout
+    visibility_timeout_s: int | None = None  # None: the template's (6x Timeout); tests shorten it
+    cors_origins: tuple[str, ...] = ()
+    depth_warning: int = DEFAULT_DEPTH_WARNING
+    threads_per_worker: int = 1
+
+
+class LocalStack:
+    """Start everything on enter; stop it all (finishing batches in flight) on exit."""
+
+    def __init__(self, options: StackOptions | None = None) -> None:
+        self.options = options or StackOptions()
+        self.aws = EmbeddedAws(self.options.port)
+        self.stack: Stack | None = None
+        self.pool: WorkerPool | None = None
+        self.depth = 0
+        self.depth_peak = 0
+        self.depth_warned = False
+        self._stop = threading.Event()
+        self._monitor: threading.Thread | None = None
+
+    def __enter__(self) -> Self:
+        self.aws.__enter__()
+        try:
+            settings = stack_settings()
+            if self.options.visibility_timeout_s is not None:
+                settings = replace(settings, visibility_timeout=self.options.visibility_timeout_s)
+            self.stack = provision(self.options.prefix, settings, self.options.cors_origins)
+            for name, value in self.stack.env().items():
+                os.environ[name] = value
+            timeout = self.options.function_timeout_s or settings.function_timeout
+            window = self.options.batch_window_s
+            config = PollerConfig(
+                queue_url=self.stack.queue_url,
+                queue_arn=self.stack.queue_arn,
+                region=self.stack.region,
+                batch_size=settings.batch_size,
+                batching_window_s=settings.batching_window if window is None else window,
+                function_timeout_s=timeout,
+                env=self.worker_env(),
+            )
+            self.pool = WorkerPool(config, self.options.workers)
+            self.pool.start()
+            if not self.pool.wait_ready():
+                raise RuntimeError("the worker processes did not start within 60 s")
+            self._monitor = threading.Thread(target=self._watch, name="depth", daemon=True)
+            self._monitor.start()
+        except BaseException:
+            self.__exit__()
+            raise
+        return self
+
+    def worker_env(self) -> dict[str, str]:
+        assert self.stack is not None
+        env = {**self.aws.env, **self.stack.env()}
+        env.setdefault("IMGPIPE_WORKERS", os.environ.get("IMGPIPE_WORKERS", ""))
+        if not env["IMGPIPE_WORKERS"]:
+            env["IMGPIPE_WORKERS"] = str(self.options.threads_per_worker)
+        for name in ("IMGPIPE_RENDITIONS", "IMGPIPE_MAX_BYTES", "IMGPIPE_MAX_PIXELS",
+                     "IMGPIPE_SAFETY_MARGIN_MS", "POWERTOOLS_LOG_LEVEL"):  # fmt: skip
+            if name in os.environ:
+                env[name] = os.environ[name]
+        env.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")
+        env.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
+        return env
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        if self.pool is not None:
+            self.pool.stop()
+        if self._monitor is not None:
+            self._monitor.join(5)
+        self.aws.__exit__()
+
+    def _watch(self) -> None:
+        sqs = boto3.client("sqs")
+        while not self._stop.wait(1.0):
+            assert self.pool is not None and self.stack is not None
+            self.pool.supervise()
+            try:
+                self.depth = queue_depth(sqs, self.stack.queue_url)
+            except (BotoCoreError, ClientError) as exc:  # never let the monitor stop the stack
+                log.debug("depth check failed: %s", exc)
+                continue
+            self.depth_peak = max(self.depth_peak, self.depth)
+            if self.depth > self.options.depth_warning and not self.depth_warned:
+                self.depth_warned = True
+                log.warning(
+                    "queue depth %d passed %d: moto's SQS slows down as its queue grows; "
+                    "pace the producer or use AWS for high volume",
+                    self.depth,
+                    self.options.depth_warning,
+                )
+
+    def status(self) -> dict[str, Any]:
+        """What the stack is doing now (served at /_stack by `imgpipe up`)."""
+        assert self.pool is not None
+        return {
+            **self.pool.status(),
+            "queue_depth": self.depth,
+            "queue_depth_peak": self.depth_peak,
+        }
+
+    @property
+    def resources(self) -> Stack:
+        assert self.stack is not None, "the stack is not running"
+        return self.stack
+
+
+def queue_depth(sqs: Any, queue_url: str) -> int:
+    """Visible plus in-flight messages."""
+    attributes = sqs.get_queue_attributes(
+        QueueUrl=queue_url,
+        AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+    )["Attributes"]
+    return sum(int(value) for value in attributes.values())

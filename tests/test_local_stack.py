@@ -1,0 +1,130 @@
+"""End to end on the embedded stack, in a subprocess: notifications, the poller, retries,
+the DLQ, and a worker killed mid-batch."""
+
+import io
+import json
+import os
+import signal
+import time
+from pathlib import Path
+
+import boto3
+import pytest
+from local_stack_helpers import RunningStack, imgpipe_up
+from PIL import Image
+
+from infra.local.accounting import Tracker
+from loadtest.synthetic import photo_like_bytes
+
+RAW, TABLE = "imgpipe-raw", "imgpipe-images"
+QUEUE = "imgpipe-jobs"
+
+
+def use(stack: RunningStack, monkeypatch: pytest.MonkeyPatch) -> None:
+    for name, value in stack.client_env().items():
+        monkeypatch.setenv(name, value)
+
+
+def wait_for(tracker: Tracker, timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    while tracker.pending and time.monotonic() < deadline:
+        tracker.poll()
+        time.sleep(0.3)
+
+
+def queue_url(name: str) -> str:
+    return str(boto3.client("sqs").get_queue_url(QueueName=name)["QueueUrl"])
+
+
+def dlq_bodies(url: str, expected: int, timeout_s: float) -> list[str]:
+    sqs = boto3.client("sqs")
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        count = sqs.get_queue_attributes(
+            QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages"]
+        )["Attributes"]["ApproximateNumberOfMessages"]
+        if int(count) >= expected:
+            break
+        time.sleep(0.5)
+    messages = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, VisibilityTimeout=0)
+    return [m["Body"] for m in messages.get("Messages", [])]
+
+
+def test_everything_is_accounted_for(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    chaos = tmp_path / "chaos"
+    chaos.mkdir()
+    (chaos / "one-failure").write_text("")
+    env = {
+        "IMGPIPE_CHAOS_DIR": str(chaos),
+        "IMGPIPE_CHAOS_KEY": "retry-me.jpg",
+        "AWS_MAX_ATTEMPTS": "1",
+        "IMGPIPE_SAFETY_MARGIN_MS": "500",
+    }
+    args = ["--workers", "2", "--function-timeout", "5", "--visibility-timeout", "2"]
+    with imgpipe_up(args, env) as stack:
+        use(stack, monkeypatch)
+        s3 = boto3.client("s3")
+        tracker = Tracker(RAW, TABLE, queue_url("imgpipe-dlq"))
+        truncated = photo_like_bytes(300, 200, seed=9)
+        uploads = {
+            **{f"good/{i}.jpg": photo_like_bytes(320 + i, 240, seed=i) for i in range(4)},
+            "dir/a b+c%ü.jpg": photo_like_bytes(300, 300, seed=7),
+            "retry-me.jpg": photo_like_bytes(200, 300, seed=8),
+            "poison/text.jpg": b"plain text with a .jpg name",
+            "poison/truncated.jpg": truncated[: len(truncated) // 3],
+            "poison/empty.png": b"",
+        }
+        for key, data in uploads.items():
+            s3.put_object(Bucket=RAW, Key=key, Body=data)
+            tracker.sent(key)
+        garbage = "this is not an S3 event"
+        boto3.client("sqs").send_message(QueueUrl=queue_url(QUEUE), MessageBody=garbage)
+
+        wait_for(tracker, 60)
+        assert tracker.pending == {}, f"not accounted for: {tracker.pending}"
+        statuses = {k: (i["status"], i["reason"]) for k, i in tracker.items.items()}
+        assert statuses["poison/text.jpg"] == ("FAILED", "unsupported_format")
+        assert statuses["poison/truncated.jpg"] == ("FAILED", "corrupt")
+        assert statuses["poison/empty.png"] == ("FAILED", "empty")
+        for key in [*(f"good/{i}.jpg" for i in range(4)), "dir/a b+c%ü.jpg", "retry-me.jpg"]:
+            assert statuses[key] == ("PROCESSED", None), key
+        assert tracker.items["retry-me.jpg"]["attempts"] == 2, "failed once, then succeeded"
+        assert list(chaos.iterdir()) == [], "the injected failure was used"
+        assert tracker.items["good/0.jpg"]["attempts"] == 1
+
+        # Only the body that is not an S3 event runs out of receives and lands in the DLQ.
+        assert dlq_bodies(queue_url("imgpipe-dlq"), 1, 40) == [garbage]
+        thumb = s3.get_object(Bucket="imgpipe-processed", Key="thumb/dir/a b+c%ü.jpg.webp")
+        with Image.open(io.BytesIO(thumb["Body"].read())) as image:
+            assert image.size == (200, 200)
+
+
+def test_a_worker_killed_mid_batch_loses_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
+    args = ["--workers", "2", "--function-timeout", "30", "--visibility-timeout", "5"]
+    with imgpipe_up(args, {"IMGPIPE_SAFETY_MARGIN_MS": "1000"}) as stack:
+        use(stack, monkeypatch)
+        s3 = boto3.client("s3")
+        tracker = Tracker(RAW, TABLE, queue_url("imgpipe-dlq"))
+        images = {f"kill/{i}.jpg": photo_like_bytes(1600, 1200, seed=i) for i in range(16)}
+        for key, data in images.items():
+            s3.put_object(Bucket=RAW, Key=key, Body=data)
+            tracker.sent(key)
+        victim = None
+        deadline = time.monotonic() + 30
+        while victim is None and time.monotonic() < deadline:
+            busy = [w for w in stack.status()["workers"] if w["batch"] > 0]
+            victim = busy[0]["pid"] if busy else None
+            time.sleep(0.05)
+        assert victim is not None, "no worker picked up a batch"
+        os.kill(victim, signal.SIGKILL)
+
+        wait_for(tracker, 90)
+        assert tracker.pending == {}, f"lost: {sorted(tracker.pending)}"
+        assert all(item["status"] == "PROCESSED" for item in tracker.items.values())
+        assert any(item["attempts"] >= 2 for item in tracker.items.values()), (
+            "the killed worker's messages came back after the visibility timeout"
+        )
+        status = stack.status()
+        assert status["restarts"] >= 1
+        assert all(w["alive"] for w in status["workers"])
+        assert json.dumps(status)
