@@ -91,7 +91,7 @@ def test_stack_settings_defaults(template: dict[str, Any]) -> None:
     assert s.memory_size == 2048
     assert s.max_receive_count == 5
     assert s.batch_size == 10
-    assert s.batching_window == 5
+    assert s.batching_window == 0
     assert s.max_concurrency == 10
     assert s.report_batch_item_failures
     assert s.queue_retention == 4 * 24 * 3600

@@ -38,7 +38,7 @@ def run(args: argparse.Namespace) -> int:
 
     started = time.time()
     error_console.print("starting the embedded stack (moto on loopback, worker processes)...")
-    with LocalStack(StackOptions(workers=args.workers, batch_window_s=0)) as local:
+    with LocalStack(StackOptions(workers=args.workers)) as local:
         tracker = upload_and_wait(local, files, args.timeout)
         elapsed = time.time() - started
         rows = [row_for(path.name, tracker) for path in files]

@@ -36,7 +36,6 @@ def run(args: argparse.Namespace) -> int:
     options = StackOptions(
         workers=args.workers,
         port=args.aws_port,
-        batch_window_s=0,
         function_timeout_s=args.function_timeout,
         visibility_timeout_s=args.visibility_timeout,
         cors_origins=(origin,),
