@@ -112,6 +112,7 @@ def _ssim_against_reference(data: bytes, outputs: list[bytes]) -> list[float] | 
         from skimage.metrics import structural_similarity
     except ImportError:
         return None
+    ssim: Any = structural_similarity  # untyped upstream
     original = to_srgb8(ImageOps.exif_transpose(Image.open(io.BytesIO(data)))).convert("RGB")
     scores = []
     for spec, output in zip(SPECS, outputs, strict=True):
@@ -124,7 +125,7 @@ def _ssim_against_reference(data: bytes, outputs: list[bytes]) -> list[float] | 
             decoded = decoded.resize(reference.size, Image.Resampling.LANCZOS)
         a = np.asarray(reference.convert("L"), dtype=np.float64)
         b = np.asarray(decoded.convert("L"), dtype=np.float64)
-        score = structural_similarity(a, b, data_range=255, gaussian_weights=True)  # type: ignore[no-untyped-call]
+        score = ssim(a, b, data_range=255, gaussian_weights=True)
         scores.append(float(score))
     return scores
 
@@ -165,7 +166,9 @@ def run_bench(files: Sequence[Path], strategies: Sequence[str], repeat: int) -> 
                 check=True,
                 capture_output=True,
                 text=True,
-                env={**os.environ, "IMGPIPE_WORKERS": "1"},
+                # One core per image for every strategy: the service gets its parallelism
+                # from records, so libvips' own thread pool is pinned to one thread too.
+                env={**os.environ, "IMGPIPE_WORKERS": "1", "VIPS_CONCURRENCY": "1"},
             )
             result = json.loads(out.stdout)
             ssim = statistics.fmean(result["ssim"]) if result["ssim"] else None

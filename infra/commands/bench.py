@@ -63,7 +63,15 @@ def _print(samples: list[Any], summary: dict[str, Any], strategies: list[str]) -
         table.add_row(name, f"{row['mp']:.1f}", *cells)
     console.print(table)
     for group, block in summary.items():
-        console.print(f"[bold]{group}[/]")
-        for strategy, figures in block["strategies"].items():
-            console.print(f"  {strategy:8} {figures}")
-        console.print(f"  ratios   {block['ratios']}")
+        totals = Table(title=f"{group}: per strategy", title_justify="left")
+        for column in ("strategy", "median ms", "images/s", "median RSS MB", "max RSS MB",
+                       "output bytes", "mean SSIM"):  # fmt: skip
+            totals.add_column(column, justify="left" if column == "strategy" else "right")
+        for strategy, f in block["strategies"].items():
+            ssim = "-" if f["mean_ssim"] is None else f"{f['mean_ssim']:.4f}"
+            totals.add_row(strategy, f"{f['median_ms']:.0f}", f"{f['images_per_s']:.2f}",
+                           f"{f['median_rss_mb']:.0f}", f"{f['max_rss_mb']:.0f}",
+                           f"{f['output_bytes']:,}", ssim)  # fmt: skip
+        console.print(totals)
+        ratios = ", ".join(f"{name} {value}" for name, value in block["ratios"].items())
+        console.print(f"  ratios (imgpipe vs others): {ratios}")
