@@ -38,10 +38,11 @@ def _naive(data: bytes, specs: Sequence[RenditionSpec]) -> list[bytes]:
     original = ImageOps.exif_transpose(Image.open(io.BytesIO(data))).convert("RGB")
     outputs = []
     for spec in specs:
-        geo = geometry(spec, original.width, original.height)
-        image = original.resize(geo.resize, Image.Resampling.LANCZOS)
-        if geo.crop:
-            image = image.crop(geo.crop)
+        size = geometry(spec, original.width, original.height).size
+        if spec.fit == "cover":
+            image = ImageOps.fit(original, size, Image.Resampling.LANCZOS)
+        else:
+            image = original.resize(size, Image.Resampling.LANCZOS)
         buffer = io.BytesIO()
         image.save(buffer, "WEBP", quality=spec.effective_quality)
         outputs.append(buffer.getvalue())
@@ -117,9 +118,7 @@ def _ssim_against_reference(data: bytes, outputs: list[bytes]) -> list[float] | 
     scores = []
     for spec, output in zip(SPECS, outputs, strict=True):
         geo = geometry(spec, original.width, original.height)
-        reference = original.resize(geo.resize, Image.Resampling.LANCZOS)
-        if geo.crop:
-            reference = reference.crop(geo.crop)
+        reference = original.resize(geo.size, Image.Resampling.LANCZOS, box=geo.region)
         decoded = Image.open(io.BytesIO(output)).convert("RGB")
         if decoded.size != reference.size:
             decoded = decoded.resize(reference.size, Image.Resampling.LANCZOS)

@@ -13,6 +13,8 @@ def to_srgb8(image: Image.Image) -> Image.Image:
     """Return an RGB or RGBA image in sRGB with empty ``info`` (so no EXIF, XMP or ICC leaks)."""
     icc = image.info.get("icc_profile")
     image = _to_eight_bit(image)
+    if image.mode == "RGB" and "transparency" in image.info:  # a tRNS colour key
+        image = image.convert("RGBA")  # before ICC: applyTransform drops ``info``
     if icc and image.mode in _ICC_MODES:
         transform = _transform_for(icc, image.mode)
         if transform is not None:
@@ -33,10 +35,7 @@ def _to_eight_bit(image: Image.Image) -> Image.Image:
     if image.mode not in _SIXTEEN_BIT_MODES:
         return image
     wide = image if image.mode == "I" else image.convert("I")
-    _, high = wide.getextrema()
-    if isinstance(high, (int, float)) and high > 255:
-        wide = wide.point(lambda v: v * (255 / 65535))
-    return wide.convert("L")
+    return wide.point(lambda v: v * (255 / 65535) + 0.5).convert("L")
 
 
 @lru_cache(maxsize=32)

@@ -12,44 +12,46 @@ from core.imaging.specs import RenditionSpec
 REDUCING_GAP = 2.0
 # A rendition is derived from an earlier, larger full-frame rendition only when that one is at
 # least this many times the target size, so the second LANCZOS pass stays visually lossless.
-MIN_DERIVE_RATIO = 1.0
+MIN_DERIVE_RATIO = 1.4
 
 
 @dataclass(frozen=True)
 class Geometry:
-    """Where a spec lands for a given source: the resize size, then an optional centre crop."""
+    """Where a spec lands on a given source (orientation applied).
 
-    resize: tuple[int, int]
-    crop: tuple[int, int, int, int] | None
+    ``size`` is the output size. ``scale`` is the full frame's size at the output's scale,
+    which is what a source must cover for the result to be sharp. ``region`` is the part of
+    the source that is kept (``cover`` crops its centre), in source pixels; ``None`` keeps
+    the whole frame.
+    """
 
-    @property
-    def size(self) -> tuple[int, int]:
-        if self.crop is None:
-            return self.resize
-        left, top, right, bottom = self.crop
-        return right - left, bottom - top
+    size: tuple[int, int]
+    scale: tuple[int, int]
+    region: tuple[float, float, float, float] | None = None
 
 
 def geometry(spec: RenditionSpec, width: int, height: int) -> Geometry:
-    """Output geometry of ``spec`` on a ``width`` x ``height`` source (orientation applied)."""
+    """Output geometry of ``spec`` on a ``width`` x ``height`` source."""
     if spec.fit == "exact":
-        return Geometry((spec.width, spec.height), None)
+        return Geometry((spec.width, spec.height), (spec.width, spec.height))
     if spec.fit == "inside":
-        scale = min(spec.width / width, spec.height / height, 1.0)
-        return Geometry(_scaled(width, height, scale), None)
+        size = _scaled(width, height, min(spec.width / width, spec.height / height, 1.0))
+        return Geometry(size, size)
+    # cover: crop the centre in source coordinates, then resize only that region, so an
+    # extreme aspect ratio never builds a huge intermediate image.
     scale = max(spec.width / width, spec.height / height)
-    rw, rh = _scaled(width, height, scale)
-    rw, rh = max(rw, spec.width), max(rh, spec.height)
-    left, top = (rw - spec.width) // 2, (rh - spec.height) // 2
-    return Geometry((rw, rh), (left, top, left + spec.width, top + spec.height))
+    kept_w, kept_h = min(width, spec.width / scale), min(height, spec.height / scale)
+    left, top = (width - kept_w) / 2, (height - kept_h) / 2
+    full = _scaled(width, height, scale)
+    return Geometry((spec.width, spec.height), full, (left, top, left + kept_w, top + kept_h))
 
 
 def needed_scale(specs: Sequence[RenditionSpec], width: int, height: int) -> float:
     """The largest fraction of the source that any spec needs (for JPEG DCT scaling)."""
     scale = 0.0
     for spec in specs:
-        rw, rh = geometry(spec, width, height).resize
-        scale = max(scale, rw / width, rh / height)
+        sw, sh = geometry(spec, width, height).scale
+        scale = max(scale, sw / width, sh / height)
     return min(scale, 1.0)
 
 
@@ -77,7 +79,7 @@ def plan(
 ) -> list[Step]:
     """Largest first; each step takes the smallest earlier full-frame result that is still at
     least MIN_DERIVE_RATIO times its target, or else the decoded base."""
-    ordered = sorted(specs, key=lambda s: _area(geometry(s, width, height).resize), reverse=True)
+    ordered = sorted(specs, key=lambda s: _area(geometry(s, width, height).scale), reverse=True)
     steps: list[Step] = []
     for spec in ordered:
         geo = geometry(spec, width, height)
@@ -87,9 +89,9 @@ def plan(
             w, h = earlier.geometry.size
             if (
                 earlier.spec.fit == "inside"
-                and earlier.geometry.resize != base_size
-                and w >= geo.resize[0] * MIN_DERIVE_RATIO
-                and h >= geo.resize[1] * MIN_DERIVE_RATIO
+                and earlier.geometry.size != base_size
+                and w >= geo.scale[0] * MIN_DERIVE_RATIO
+                and h >= geo.scale[1] * MIN_DERIVE_RATIO
             ):
                 source = index
                 break
@@ -110,12 +112,10 @@ def render_each(
     del base
     for index, step in enumerate(steps):
         source = pool[step.source]
-        image = _resize(source, step.geometry.resize)
+        image = _resize(source, step.geometry, width, height)
         del source
         if last_use.get(step.source) == index:
             del pool[step.source]
-        if step.geometry.crop is not None:
-            image = image.crop(step.geometry.crop)
         if index in last_use:
             pool[index] = image
         yield step, image
@@ -125,7 +125,13 @@ def _area(size: tuple[int, int]) -> int:
     return size[0] * size[1]
 
 
-def _resize(image: Image.Image, size: tuple[int, int]) -> Image.Image:
-    if image.size == size:
+def _resize(image: Image.Image, geo: Geometry, width: int, height: int) -> Image.Image:
+    """Resize ``image`` (the whole ``width`` x ``height`` frame, at any scale) to ``geo``."""
+    box = None
+    if geo.region is not None:
+        fx, fy = image.width / width, image.height / height
+        left, top, right, bottom = geo.region
+        box = (left * fx, top * fy, right * fx, bottom * fy)
+    elif image.size == geo.size:
         return image
-    return image.resize(size, Image.Resampling.LANCZOS, reducing_gap=REDUCING_GAP)
+    return image.resize(geo.size, Image.Resampling.LANCZOS, box=box, reducing_gap=REDUCING_GAP)
