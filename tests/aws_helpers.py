@@ -47,6 +47,7 @@ def receive_event(stack: Stack, wanted: int = 10) -> dict[str, Any]:
         batch = sqs.receive_message(
             QueueUrl=stack.queue_url,
             MaxNumberOfMessages=min(10, wanted - len(messages)),
+            WaitTimeSeconds=0,  # the queue long-polls by default (20 s), as in the template
             AttributeNames=["All"],
             MessageAttributeNames=["All"],
         ).get("Messages", [])
