@@ -56,7 +56,8 @@ def encode(image: Image.Image, spec: RenditionSpec, fmt: OutputFormat) -> bytes:
     elif fmt.name == "webp":
         options = {"quality": quality, "method": WEBP_METHOD}
     elif fmt.name == "avif":
-        options = {"quality": quality, "speed": AVIF_SPEED}
+        # One thread: records already run in parallel, one per core.
+        options = {"quality": quality, "speed": AVIF_SPEED, "max_threads": 1}
     else:
         options = {"compress_level": 6}
     buffer = io.BytesIO()
