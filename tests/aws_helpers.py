@@ -8,6 +8,7 @@ import pytest
 from botocore.awsrequest import AWSResponse
 from moto import mock_aws
 
+from infra.local.canned import s3_error
 from infra.local.lambda_event import LambdaContext, sqs_event
 from infra.local.provision import Stack, provision
 
@@ -83,19 +84,7 @@ def context(timeout_s: float = 60) -> LambdaContext:
 def error_response(code: str, status: int) -> Callable[..., AWSResponse]:
     """A botocore ``before-send`` hook that answers with an S3-style error."""
 
-    class Raw:
-        def __init__(self, body: bytes) -> None:
-            self.body = body
-
-        def stream(self, **_: Any) -> Iterator[bytes]:
-            yield self.body
-
-        def read(self, *_: Any) -> bytes:
-            return self.body
-
-    body = f"<Error><Code>{code}</Code><Message>injected</Message></Error>".encode()
-
     def hook(request: Any, **_: Any) -> AWSResponse:
-        return AWSResponse(request.url, status, {}, Raw(body))
+        return s3_error(request.url, code, status)
 
     return hook

@@ -13,15 +13,7 @@ from urllib.parse import quote
 
 from botocore.awsrequest import AWSResponse
 
-_BODY = b"<Error><Code>SlowDown</Code><Message>injected by imgpipe chaos</Message></Error>"
-
-
-class _Raw:
-    def stream(self, **_: Any) -> Any:
-        yield _BODY
-
-    def read(self, *_: Any) -> bytes:
-        return _BODY
+from infra.local.canned import s3_error
 
 
 def install_from_env(s3_client: Any) -> bool:
@@ -38,7 +30,7 @@ def install_from_env(s3_client: Any) -> bool:
                 token.unlink()
             except FileNotFoundError:
                 continue  # another worker took this one
-            return AWSResponse(request.url, 503, {}, _Raw())  # type: ignore[arg-type]
+            return s3_error(request.url, "SlowDown", 503)
         return None
 
     s3_client.meta.events.register_first("before-send.s3.GetObject", fail_while_tokens_last)
