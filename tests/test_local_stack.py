@@ -5,12 +5,14 @@ import io
 import json
 import os
 import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 
 import boto3
 import pytest
-from local_stack_helpers import RunningStack, imgpipe_up
+from local_stack_helpers import ROOT, RunningStack, imgpipe_up
 from PIL import Image
 
 from infra.local.accounting import Tracker
@@ -128,3 +130,33 @@ def test_a_worker_killed_mid_batch_loses_nothing(monkeypatch: pytest.MonkeyPatch
         assert status["restarts"] >= 1
         assert all(w["alive"] for w in status["workers"])
         assert json.dumps(status)
+
+
+def test_demo_accounts_for_every_sample(tmp_path: Path) -> None:
+    """`imgpipe demo --json`: the bundled samples, end to end, then a clean stop."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "IMGPIPE_"))}
+    out = tmp_path / "out"
+    run = subprocess.run(
+        [sys.executable, "-m", "infra.cli", "demo", "--json", "--out", str(out)],
+        check=False,
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    assert run.returncode == 0, run.stderr
+    report = json.loads(run.stdout)
+    summary = report["summary"]
+    samples = sorted(p.name for p in (ROOT / "infra" / "samples").iterdir())
+    assert sorted(row["source"] for row in report["images"]) == samples
+    assert summary["unaccounted"] == 0 and summary["dlq"] == 0
+    assert summary["failed"] == 1 and summary["processed"] == len(samples) - 1
+    failed = [row for row in report["images"] if row["status"] == "FAILED"]
+    assert failed[0]["source"] == "not-a-photo.jpg"
+    assert failed[0]["reason"] == "unsupported_format"
+    for row in report["images"]:
+        for rendition in row.get("renditions", []):
+            assert Path(rendition["path"]).stat().st_size == rendition["bytes"]
+    assert "harbour-rotated.jpg" in (out / "index.html").read_text()
+    assert summary["p50_latency_ms"] <= summary["p95_latency_ms"]

@@ -103,6 +103,9 @@ def worker_main(config: PollerConfig, stop: Event, counters: Any, busy: Any, slo
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when to stop
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     os.environ.update(config.env)
+    # Lambda writes logs and EMF metrics to stdout; here that is the CLI's stdout, which
+    # belongs to `--json` output, so a worker's stdout goes to stderr instead.
+    os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
     warnings.filterwarnings("ignore", message="No application metrics to publish")
 
