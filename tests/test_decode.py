@@ -1,7 +1,6 @@
 """Safe decode: every reject reason, limits checked from headers, first frame only, orientation."""
 
 import importlib
-import time
 import tracemalloc
 from collections.abc import Callable
 
@@ -182,15 +181,14 @@ def test_zero_sized_png_header_is_corrupt(size: tuple[int, int]) -> None:
 
 
 def _assert_cheap_rejection(data: bytes, limits: Limits) -> None:
+    """The data is far too short to hold the claimed pixels: only a refusal from the header
+    (not a decode attempt, which would say ``corrupt``) gives this reason."""
     tracemalloc.start()
-    started = time.perf_counter()
     try:
         assert reason(data, limits) == "too_many_pixels"
-        elapsed = time.perf_counter() - started
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
-    assert elapsed < 0.5
     assert peak < 1_000_000, f"{peak} bytes traced while refusing from the header"
 
 
@@ -233,11 +231,8 @@ def test_pixel_limit_applies_to_every_format(fmt: str) -> None:
 # --- frames ----------------------------------------------------------------------------------
 
 
-def test_more_than_a_thousand_gif_frames_is_refused_quickly() -> None:
-    data = many_frame_gif(1001)
-    started = time.perf_counter()
-    assert reason(data) == "too_many_frames"
-    assert time.perf_counter() - started < 0.5
+def test_more_than_a_thousand_gif_frames_is_refused() -> None:
+    assert reason(many_frame_gif(1001)) == "too_many_frames"
 
 
 def test_a_thousand_gif_frames_is_allowed() -> None:
