@@ -6,7 +6,7 @@ import sys
 from collections.abc import Sequence
 
 # Sub-command modules are imported on demand so that `imgpipe render` never pays for boto3.
-COMMAND_MODULES = ("render", "bench", "demo", "up", "worker")
+COMMAND_MODULES = ("render", "bench", "demo", "up", "worker", "backfill", "loadtest")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,376 @@
+"""`imgpipe backfill s3://BUCKET[/PREFIX] --queue-url URL`: enqueue existing keys.
+
+Sends one S3-event-shaped message per image (the backfill contract), from a bucket listing,
+a key file (--from-file, `-` for stdin) or an S3 Inventory manifest (--inventory). With
+--state FILE a rerun after Ctrl-C or a crash continues where the last one stopped.
+
+Exit codes: 0 done, 1 some keys failed (see the failures file) or the run hit an error,
+2 bad arguments, 130 interrupted (the state is saved; rerun to continue).
+"""
+
+import argparse
+import json
+import os
+import signal
+import threading
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from infra.backfill import (
+    Backfill,
+    BackfillError,
+    Filters,
+    Options,
+    Snapshot,
+    Summary,
+    build_source,
+    check_options,
+    make_clients,
+    parse_s3_url,
+    parse_size,
+    parse_suffixes,
+    parse_time,
+    preflight,
+)
+from infra.console import error_console
+
+EXIT_INTERRUPTED = 130
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "backfill",
+        help="enqueue existing keys (listing, key file or S3 Inventory)",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    add_arguments(parser)
+    parser.set_defaults(run=run)
+
+
+def _typed(parse: Any, name: str) -> Any:
+    def convert(text: str) -> Any:
+        try:
+            return parse(text)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from exc
+
+    convert.__name__ = name
+    return convert
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "target",
+        nargs="?",
+        metavar="s3://BUCKET[/PREFIX]",
+        help="the bucket to backfill (optional with --inventory: the manifest's sourceBucket)",
+    )
+    parser.add_argument(
+        "--queue-url",
+        default=os.environ.get("IMGPIPE_QUEUE_URL"),
+        help="the jobs queue (default: $IMGPIPE_QUEUE_URL)",
+    )
+    source = parser.add_argument_group("source (default: list the bucket)")
+    exclusive = source.add_mutually_exclusive_group()
+    exclusive.add_argument(
+        "--from-file", metavar="FILE", help="one key per line (not URL-encoded); '-' for stdin"
+    )
+    exclusive.add_argument(
+        "--inventory",
+        metavar="MANIFEST",
+        help="an S3 Inventory manifest.json (s3://... or a local path) with CSV(.gz) files",
+    )
+    source.add_argument(
+        "--no-head",
+        dest="head",
+        action="store_false",
+        help="do not HeadObject keys that come without size/ETag/date (they are sent with "
+        "size 0 and no ETag; the handler then fetches whatever is there)",
+    )
+    filters = parser.add_argument_group("filters")
+    filters.add_argument(
+        "--suffix",
+        action="append",
+        metavar="EXT[,EXT...]",
+        help="key suffixes to send, case-insensitive; repeatable; '*' for every key "
+        "(default: .jpg .jpeg .jpe .png .gif .webp .heic .heif .avif)",
+    )
+    filters.add_argument(
+        "--modified-after",
+        type=_typed(parse_time, "time"),
+        metavar="ISO",
+        help="only objects modified at or after this time (naive times are UTC)",
+    )
+    filters.add_argument(
+        "--modified-before",
+        type=_typed(parse_time, "time"),
+        metavar="ISO",
+        help="only objects modified before this time",
+    )
+    filters.add_argument(
+        "--min-size",
+        type=_typed(parse_size, "size"),
+        metavar="SIZE",
+        help="only objects of at least SIZE bytes (1024, 10KB, 5MiB)",
+    )
+    filters.add_argument(
+        "--max-size", type=_typed(parse_size, "size"), metavar="SIZE", help="at most SIZE bytes"
+    )
+    filters.add_argument(
+        "--skip-processed",
+        action="store_true",
+        help="skip keys the images table has as PROCESSED with the same ETag",
+    )
+    filters.add_argument(
+        "--table",
+        default=os.environ.get("IMGPIPE_TABLE"),
+        help="the images table for --skip-processed (default: $IMGPIPE_TABLE)",
+    )
+    throughput = parser.add_argument_group("throughput and retries")
+    throughput.add_argument(
+        "--concurrency", type=int, default=8, metavar="N", help="concurrent senders (default 8)"
+    )
+    throughput.add_argument(
+        "--head-concurrency",
+        type=int,
+        metavar="N",
+        default=32,
+        help="concurrent HeadObject calls (default 32)",
+    )
+    throughput.add_argument(
+        "--max-rate", type=float, metavar="N", help="at most N messages per second"
+    )
+    throughput.add_argument(
+        "--page-size",
+        type=int,
+        metavar="N",
+        default=1000,
+        help="keys per ListObjectsV2 page, the unit of resume for a listing (default 1000)",
+    )
+    throughput.add_argument(
+        "--retries",
+        type=int,
+        metavar="N",
+        default=6,
+        help="retries of a failed entry, with backoff, before it goes to the failures file "
+        "(default 6)",
+    )
+    resume = parser.add_argument_group("resume and output")
+    resume.add_argument(
+        "--state",
+        type=Path,
+        metavar="FILE",
+        help="record the position here; rerun with the same file to continue",
+    )
+    resume.add_argument(
+        "--state-interval", type=float, default=2.0, metavar="S", help="seconds between saves"
+    )
+    resume.add_argument(
+        "--failures",
+        type=Path,
+        metavar="FILE",
+        help="JSON lines of keys that could not be sent "
+        "(default: STATE.failures.jsonl, or ./imgpipe-backfill-failures.jsonl); "
+        "re-send them with: jq -r .key FILE | imgpipe backfill s3://BUCKET --from-file -",
+    )
+    resume.add_argument(
+        "--dry-run", action="store_true", help="count and sample what would be sent"
+    )
+    resume.add_argument(
+        "--sample", type=int, default=10, metavar="N", help="keys sampled by --dry-run"
+    )
+    resume.add_argument("--no-progress", action="store_true", help="no progress bar")
+    resume.add_argument("--json", action="store_true", help="print the summary as JSON")
+
+
+def options_from_args(args: argparse.Namespace) -> Options:
+    if args.target:
+        bucket, prefix = parse_s3_url(args.target)
+    elif args.inventory:
+        bucket, prefix = "", ""
+    else:
+        raise BackfillError("s3://BUCKET[/PREFIX] is required (unless --inventory is given)")
+    failures = args.failures
+    if failures is None:
+        failures = (
+            args.state.with_name(args.state.name + ".failures.jsonl")
+            if args.state
+            else Path("imgpipe-backfill-failures.jsonl")
+        )
+    return Options(
+        bucket=bucket,
+        queue_url=args.queue_url or "",
+        filters=Filters(
+            prefix=prefix,
+            suffixes=parse_suffixes(args.suffix),
+            modified_after=args.modified_after,
+            modified_before=args.modified_before,
+            min_size=args.min_size,
+            max_size=args.max_size,
+        ),
+        head=args.head,
+        skip_processed=args.skip_processed,
+        table=args.table,
+        concurrency=args.concurrency,
+        head_concurrency=args.head_concurrency,
+        max_rate=args.max_rate,
+        retries=max(0, args.retries),
+        state_path=args.state,
+        state_interval=args.state_interval,
+        failures_path=failures,
+        dry_run=args.dry_run,
+        sample_size=max(0, args.sample),
+        page_size=max(1, min(1000, args.page_size)),
+    )
+
+
+def prepare(args: argparse.Namespace, clients: Any = None) -> Backfill:
+    """The configured run (sources, clients, state), or BackfillError."""
+    options = options_from_args(args)
+    if not options.bucket and args.inventory:
+        from infra.backfill import load_manifest
+
+        clients = clients or make_clients(options)
+        options.bucket = load_manifest(args.inventory, clients.s3).source_bucket
+        if not options.bucket:
+            raise BackfillError("the manifest names no sourceBucket; pass s3://BUCKET")
+    clients = clients or make_clients(options)
+    source = build_source(options, clients, from_file=args.from_file, inventory=args.inventory)
+    check_options(options, source)
+    preflight(options, clients)
+    return Backfill(options, source, clients)
+
+
+def run(args: argparse.Namespace, clients: Any = None) -> int:
+    try:
+        backfill = prepare(args, clients)
+    except BackfillError as exc:
+        error_console.print(f"[red]error:[/] {exc}")
+        return 2
+    received: list[int] = []
+    restore = _install_signals(backfill, received)
+    try:
+        summary = _run_with_progress(backfill, show=not args.no_progress)
+    finally:
+        restore()
+    _print_summary(summary)
+    if args.json:
+        print(json.dumps(summary.to_json(), indent=2, default=str))
+    if summary.interrupted:
+        return 128 + received[0] if received else EXIT_INTERRUPTED
+    if summary.error or summary.this_run["failed"] or not summary.complete:
+        return 1
+    return 0
+
+
+def _install_signals(backfill: Backfill, received: list[int]) -> Any:
+    """First Ctrl-C (or SIGTERM): stop listing, finish in-flight requests, save the state.
+    A second one returns at once (the saved position still has no gap)."""
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None
+
+    def handle(signum: int, _frame: FrameType | None) -> None:
+        received.append(signum)
+        if backfill.stopping:
+            error_console.print("[yellow]stopping now[/]")
+            backfill.abort()
+            return
+        error_console.print(
+            "[yellow]stopping:[/] finishing in-flight requests and saving the state "
+            "(again to quit at once)"
+        )
+        backfill.stop()
+
+    previous = {sig: signal.signal(sig, handle) for sig in (signal.SIGINT, signal.SIGTERM)}
+
+    def restore() -> None:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+    return restore
+
+
+def _line(snap: Snapshot, dry_run: bool) -> str:
+    c = snap.counts
+    sent = "would send" if dry_run else "sent"
+    parts = [
+        f"listed [bold]{c['listed']:,}[/]",
+        f"filtered {c['filtered'] + c['skipped_processed'] + c['missing']:,}",
+        f"{sent} [green]{c['sent']:,}[/]",
+        f"failed [red]{c['failed']:,}[/]" if c["failed"] else "failed 0",
+        f"{snap.rate:,.0f} msg/s",
+    ]
+    if c["retried"]:
+        parts.append(f"retried {c['retried']:,}")
+    if snap.eta_s is not None:
+        minutes, seconds = divmod(int(snap.eta_s), 60)
+        parts.append(f"ETA {minutes // 60}:{minutes % 60:02d}:{seconds:02d}")
+    if snap.stopping:
+        parts.append("[yellow]stopping[/]")
+    return "  ".join(parts)
+
+
+def _run_with_progress(backfill: Backfill, show: bool) -> Summary:
+    if not show:
+        return backfill.run()
+    from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn
+
+    dry_run = backfill.options.dry_run
+    with Progress(
+        SpinnerColumn(),
+        BarColumn(bar_width=24),
+        TextColumn("{task.fields[line]}"),
+        console=error_console,
+        transient=False,
+    ) as progress:
+        task = progress.add_task("backfill", total=None, line="starting")
+
+        def tick(snap: Snapshot) -> None:
+            progress.update(
+                task,
+                total=snap.bytes_total,
+                completed=snap.bytes_read,
+                line=_line(snap, dry_run),
+            )
+
+        return backfill.run(tick)
+
+
+def _print_summary(summary: Summary) -> None:
+    from rich.table import Table
+
+    state = (
+        "dry run"
+        if summary.dry_run
+        else "complete"
+        if summary.complete
+        else "interrupted"
+        if summary.interrupted
+        else "incomplete"
+    )
+    table = Table(title=f"backfill s3://{summary.bucket} ({state})", title_justify="left")
+    table.add_column("")
+    table.add_column("this run", justify="right")
+    if summary.resumed:
+        table.add_column("all runs", justify="right")
+    for name in summary.this_run:
+        label = "would send" if summary.dry_run and name == "sent" else name.replace("_", " ")
+        cells = [f"{summary.this_run[name]:,}"]
+        if summary.resumed:
+            cells.append(f"{summary.counts[name]:,}")
+        table.add_row(label, *cells)
+    table.add_row("elapsed", f"{summary.elapsed_s:,.1f} s")
+    table.add_row("rate", f"{summary.rate_per_s:,.0f} msg/s")
+    error_console.print(table)
+    if summary.sample:
+        error_console.print("[bold]sample[/]")
+        for entry in summary.sample:
+            error_console.print(f"  {entry['key']}  {entry['size']}  {entry['last_modified']}")
+    if summary.failures_file:
+        error_console.print(f"[red]failed keys:[/] {summary.failures_file}")
+    if summary.error:
+        error_console.print(f"[red]error:[/] {summary.error}")
+    if summary.interrupted and summary.state_file:
+        error_console.print(f"state saved to {summary.state_file}; rerun to continue")

@@ -1,0 +1,436 @@
+"""`imgpipe loadtest`: drive the pipeline end to end and report throughput, latency
+percentiles, stage costs, CPU, and the cost per million images, with proof nothing was lost.
+
+By default it starts the embedded stack (moto on loopback and the worker processes); with
+--stack it drives a deployed stack found through its CloudFormation outputs.
+`imgpipe loadtest compare RUN_A RUN_B` compares two runs and marks the regressions.
+"""
+
+import argparse
+import json
+import os
+import shlex
+import sys
+import time
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from infra.console import console, error_console
+
+DEFAULT_SIZES = "2MP:40,12MP:50,24MP:10"
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "loadtest",
+        help="load-test the pipeline and write JSON, Markdown and HTML reports",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    add_run_arguments(parser)
+    parser.set_defaults(run=run)
+    nested = parser.add_subparsers(dest="loadtest_command", metavar="{compare}")
+    compare = nested.add_parser(
+        "compare",
+        help="compare two runs (ratios B/A, regressions marked)",
+        description="Print the ratio B/A of every figure of two runs and mark regressions: "
+        "latency, time, cost or memory up, or throughput down, by more than the threshold.",
+    )
+    compare.add_argument("run_a", type=Path, metavar="RUN_A", help="run folder or results.json")
+    compare.add_argument("run_b", type=Path, metavar="RUN_B", help="run folder or results.json")
+    compare.add_argument("--threshold", type=float, default=0.10, help="regression threshold")
+    compare.add_argument(
+        "--fail-on-regression", action="store_true", help="exit 1 when a regression is marked"
+    )
+    compare.add_argument("--json", action="store_true", help="print machine-readable JSON")
+    compare.set_defaults(run=run_compare)
+
+
+def add_run_arguments(parser: argparse.ArgumentParser) -> None:
+    target = parser.add_argument_group("target")
+    target.add_argument("--stack", metavar="NAME", help="a deployed stack (CloudFormation name)")
+    target.add_argument("--region", help="the deployed stack's region")
+    target.add_argument(
+        "--workers",
+        type=int,
+        help="embedded stack: worker processes (default: cores + 1, because each worker waits "
+        "on S3 and DynamoDB for part of every image and one more process fills that time)",
+    )
+    target.add_argument(
+        "--threads", type=int, default=1, help="embedded stack: threads per worker process"
+    )
+    target.add_argument(
+        "--batch-window",
+        type=float,
+        default=None,
+        metavar="S",
+        help="embedded stack: batching window (default: the template's)",
+    )
+
+    work = parser.add_argument_group("workload")
+    source = work.add_mutually_exclusive_group()
+    source.add_argument("--corpus", type=Path, metavar="DIR", help="send the images in DIR")
+    source.add_argument(
+        "--synthetic", type=int, metavar="N", help="send N synthetic photo-like images (default)"
+    )
+    work.add_argument(
+        "--sizes",
+        default=DEFAULT_SIZES,
+        help=f"synthetic size mix, megapixels:weight (default {DEFAULT_SIZES}; 0.3MP is fine)",
+    )
+    work.add_argument(
+        "--formats", default="jpeg:100", help="synthetic format mix (jpeg, heic, png, webp)"
+    )
+    work.add_argument(
+        "--pool", type=int, default=4, help="distinct synthetic images per size and format"
+    )
+    work.add_argument("--cache-dir", type=Path, help="where generated images are cached")
+    work.add_argument("--seed", type=int, default=0, help="workload random seed")
+    work.add_argument(
+        "--mode",
+        choices=("upload", "enqueue"),
+        default="upload",
+        help="upload: PutObject (S3 notification path); enqueue: backfill messages",
+    )
+    work.add_argument(
+        "--source-bucket",
+        help="enqueue mode: bucket for the objects (embedded default: a new bucket without "
+        "notifications; deployed default: the raw bucket, prefix loadtest/)",
+    )
+    count = work.add_mutually_exclusive_group()
+    count.add_argument(
+        "--count", type=int, help="images to measure (default: --synthetic N or the corpus)"
+    )
+    count.add_argument("--duration", type=float, metavar="S", help="send for S seconds")
+    pace = work.add_mutually_exclusive_group()
+    pace.add_argument("--rate", type=float, metavar="R", help="open loop: R images/s")
+    pace.add_argument(
+        "--concurrency",
+        type=int,
+        metavar="C",
+        help="closed loop: keep C images in flight (default: workers x threads + 1)",
+    )
+    work.add_argument("--warmup", type=int, default=0, help="extra images first, not measured")
+    work.add_argument("--no-calibrate", action="store_true", help="skip the engine-alone timing")
+
+    tuning = parser.add_argument_group("harness")
+    tuning.add_argument("--out", type=Path, help="run folder (default runs/<timestamp>)")
+    tuning.add_argument("--poll-interval", type=float, default=0.25, help="table poll period (s)")
+    tuning.add_argument(
+        "--drain-timeout", type=float, default=300, help="seconds to wait for the stragglers"
+    )
+    tuning.add_argument("--uploaders", type=int, default=4, help="upload threads")
+    tuning.add_argument("--json", action="store_true", help="print the summary as JSON")
+
+    cost = parser.add_argument_group("cost model")
+    cost.add_argument("--memory-mb", type=int, default=2048, help="Lambda memory (MB)")
+    cost.add_argument("--architecture", choices=("arm64", "x86_64"), default="arm64")
+    cost.add_argument(
+        "--batch-size", type=float, help="records per invocation (default: the stack's)"
+    )
+    cost.add_argument(
+        "--compute-scale",
+        type=float,
+        default=1.0,
+        help="Lambda ms per locally measured ms (1.0: a local core ~ 1.15 vCPU at 2048 MB)",
+    )
+    cost.add_argument(
+        "--price",
+        action="append",
+        default=[],
+        metavar="NAME=USD",
+        help="override a price, e.g. lambda_gb_s_arm64=0.0000133334 (see the report)",
+    )
+
+
+def _prices(pairs: list[str]) -> Any:
+    from loadtest.cost import Prices
+
+    values: dict[str, float] = {}
+    for pair in pairs:
+        name, _, value = pair.partition("=")
+        if name not in Prices.names():
+            raise ValueError(f"unknown price {name!r}; choose from {', '.join(Prices.names())}")
+        values[name] = float(value)
+    return Prices(**values)
+
+
+def _command_line() -> str:
+    argv = sys.argv[1:]
+    if argv and argv[0] == "loadtest":
+        argv = argv[1:]
+    return " ".join(["imgpipe", "loadtest", *map(shlex.quote, argv)])
+
+
+def run(args: argparse.Namespace) -> int:
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    from loadtest.harness import parse_formats, parse_sizes
+
+    try:
+        prices = _prices(args.price)
+        sizes = parse_sizes(args.sizes)
+        formats = parse_formats(args.formats)
+    except ValueError as exc:
+        error_console.print(f"[red]error:[/] {exc}")
+        return 2
+    if args.corpus is not None and not args.corpus.is_dir():
+        error_console.print(f"[red]error:[/] {args.corpus} is not a folder")
+        return 2
+    if args.workers is None:
+        from loadtest.harness import core_count
+
+        args.workers = core_count() + 1
+    for name in ("workers", "threads", "pool", "uploaders"):
+        if getattr(args, name) < 1:
+            error_console.print(f"[red]error:[/] --{name} must be at least 1")
+            return 2
+    if (args.rate is not None and args.rate <= 0) or (args.concurrency or 1) < 1:
+        error_console.print("[red]error:[/] --rate and --concurrency must be positive")
+        return 2
+    out = args.out or Path("runs") / datetime.now().strftime("%Y%m%d-%H%M%S")
+    pool = _build_pool(args, sizes, formats)
+    if not pool:
+        error_console.print(f"[red]error:[/] no images in {args.corpus}")
+        return 2
+    if not args.no_calibrate:
+        from loadtest.harness import calibrate
+
+        error_console.print(f"timing the engine alone on {min(len(pool), 24)} source image(s)...")
+        calibrate(pool)
+    saved_env = dict(os.environ)
+    try:
+        data = _drive(args, pool, sizes, formats)
+    except (LookupError, ValueError, RuntimeError, BotoCoreError, ClientError) as exc:
+        error_console.print(f"[red]error:[/] {exc}")
+        return 2
+    finally:
+        os.environ.clear()
+        os.environ.update(saved_env)
+
+    from loadtest.report import write_reports
+
+    cost_inputs = {
+        "memory_mb": args.memory_mb,
+        "architecture": args.architecture,
+        "batch_size": args.batch_size,
+        "compute_scale": args.compute_scale,
+    }
+    summary = write_reports(data, out, cost_inputs, prices, pool)
+    if args.json:
+        print(json.dumps({"out": str(out), "summary": summary}, indent=2, default=str))
+    else:
+        _print_summary(summary, out)
+    return 0 if summary["accounting"]["unaccounted"] == 0 else 1
+
+
+def _build_pool(args: argparse.Namespace, sizes: Any, formats: Any) -> list[Any]:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    from loadtest.harness import corpus_pool, default_cache_dir, synthetic_pool
+
+    if args.corpus is not None:
+        return corpus_pool(args.corpus)
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn())
+    with Progress(*columns, console=error_console, transient=True) as progress:
+        task = progress.add_task("generating synthetic images (cached)", total=None)
+
+        def show(done: int, total: int) -> None:
+            progress.update(task, completed=done, total=total)
+
+        return synthetic_pool(
+            sizes, formats, args.pool, args.cache_dir or default_cache_dir(), show
+        )
+
+
+def _drive(args: argparse.Namespace, pool: list[Any], sizes: Any, formats: Any) -> Any:
+    from loadtest.harness import LoadOptions, LoadRun, Workload, target_from_local
+
+    run_id = datetime.now().strftime("%Y%m%d-%H%M%S") + f"-{os.getpid()}"
+    synthetic = args.corpus is None
+    default_count = (args.synthetic or 100) if synthetic else len(pool)
+    concurrency = args.concurrency
+    if args.rate is None and concurrency is None:
+        concurrency = args.workers * args.threads + 1 if not args.stack else 20
+    options = LoadOptions(
+        mode=args.mode,
+        count=None if args.duration is not None else (args.count or default_count),
+        duration_s=args.duration,
+        rate=args.rate,
+        concurrency=concurrency,
+        warmup=max(0, args.warmup),
+        poll_interval_s=args.poll_interval,
+        drain_timeout_s=args.drain_timeout,
+        uploaders=args.uploaders,
+        source_bucket=args.source_bucket,
+    )
+    workload = Workload(
+        pool,
+        run_id,
+        sizes if synthetic else None,
+        formats if synthetic else None,
+        options.warmup,
+        args.seed,
+    )
+    stack_info = {
+        "command": _command_line(),
+        "concurrency": concurrency,
+        "rate": args.rate,
+    }
+    if args.stack:
+        from loadtest.harness import target_from_stack
+
+        if args.region:
+            os.environ["AWS_REGION"] = os.environ["AWS_DEFAULT_REGION"] = args.region
+        target = target_from_stack(args.stack, args.region)
+        if options.mode == "enqueue" and not options.source_bucket:
+            options.source_bucket = target.raw_bucket
+        stack_info.update(batch_size=target.batch_size, workers="Lambda", threads="-")
+        return _with_progress(LoadRun(target, workload, options), stack_info)
+
+    from infra.local.stack import LocalStack, StackOptions
+
+    if options.mode == "enqueue" and not options.source_bucket:
+        options.source_bucket = "imgpipe-loadtest-src"
+    stack_options = StackOptions(
+        workers=args.workers, batch_window_s=args.batch_window, threads_per_worker=args.threads
+    )
+    error_console.print("starting the embedded stack (moto on loopback, worker processes)...")
+    os.environ["IMGPIPE_WORKERS"] = str(args.threads)
+    with LocalStack(stack_options) as local:
+        target = target_from_local(local)
+        window = args.batch_window
+        stack_info.update(
+            workers=args.workers,
+            threads=args.threads,
+            batch_size=target.batch_size,
+            batch_window_s=local.resources.settings.batching_window if window is None else window,
+        )
+        return _with_progress(LoadRun(target, workload, options, local), stack_info)
+
+
+def _with_progress(load: Any, stack_info: dict[str, Any]) -> Any:
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+    )
+
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TextColumn("{task.fields[status]}"),
+    )
+    started = time.monotonic()
+    with Progress(*columns, console=error_console, auto_refresh=False) as progress:
+        task = progress.add_task("load test", total=load.total, status="")
+
+        def show(run: Any) -> None:
+            counts = run.counts()
+            latest = run.sampler.latest if run.sampler else {}
+            elapsed = max(1e-6, time.monotonic() - started)
+            parts = [
+                f"{counts['accounted'] / elapsed:.1f} img/s",
+                f"in flight {counts['in_flight']}",
+                f"depth {latest.get('depth', '-')}",
+            ]
+            if latest.get("workers_util") is not None:
+                parts.append(f"workers CPU {latest['workers_util']:.0%}")
+                parts.append(f"moto {latest.get('emulator_util') or 0:.0%}")
+            if run.tracker.dead:
+                parts.append(f"[red]DLQ {len(run.tracker.dead)}[/]")
+            phase = "sending" if run.issuing else "draining"
+            progress.update(
+                task,
+                completed=counts["accounted"],
+                total=run.total,
+                description=f"load test ({phase})",
+                status=" · ".join(parts),
+            )
+            progress.refresh()
+
+        data = load.execute()
+    data.stack = stack_info
+    return data
+
+
+def _print_summary(summary: dict[str, Any], out: Path) -> None:
+    from rich.table import Table
+
+    acc, latency, thr = summary["accounting"], summary["latency_ms"], summary["throughput"]
+    table = Table(title="imgpipe load test: latency (ms)")
+    for column in ("", "n", "p50", "p90", "p99", "max"):
+        table.add_column(column, justify="left" if not column else "right")
+    for name, d in latency.items():
+        if d["n"]:
+            table.add_row(name, *(str(d[k]) for k in ("n", "p50", "p90", "p99", "max")))
+    console.print(table)
+    res, ok = summary["resources"], summary["acceptance"]
+    console.print(
+        f"{acc['sent']} sent: {acc['processed']} processed, {acc['failed']} failed, "
+        f"{acc['dlq']} in DLQ, "
+        + (f"[red]{acc['unaccounted']} UNACCOUNTED[/]" if acc["unaccounted"] else "0 unaccounted")
+    )
+    console.print(
+        f"throughput {thr['images_per_s']} images/s, {thr['source_mb_per_s']} source MB/s; "
+        f"queue depth peak {res.get('queue_depth_peak')}"
+    )
+    if summary["run"]["embedded"]:
+        util = res.get("workers_util_busy")
+        console.print(
+            f"worker CPU while busy {util if util is None else f'{util:.0%}'} of {res['cores']} "
+            f"cores; e2e p50 = {ok['e2e_p50_over_engine_p50']}x engine p50; "
+            f"emulator bottleneck: {summary['emulator']['verdict']}"
+        )
+    if summary.get("cost"):
+        console.print(f"estimated cost: ${summary['cost']['per_million']:,.2f} per million images")
+    console.print(f"reports: {out / 'summary.md'}, {out / 'report.html'}, {out / 'results.json'}")
+
+
+def run_compare(args: argparse.Namespace) -> int:
+    from loadtest.compare import compare
+
+    try:
+        result = compare(args.run_a, args.run_b, args.threshold)
+    except (OSError, ValueError) as exc:
+        error_console.print(f"[red]error:[/] {exc}")
+        return 2
+    if args.json:
+        print(json.dumps(result, indent=2))
+    else:
+        from rich.table import Table
+
+        table = Table(title=f"B/A: {args.run_b} vs {args.run_a}")
+        for column in ("figure", "A", "B", "B/A", ""):
+            table.add_column(column, justify="left" if column in ("figure", "") else "right")
+        for row in result["figures"]:
+            mark = (
+                "[red]REGRESSION[/]"
+                if row["regression"]
+                else "[green]better[/]"
+                if row["improvement"]
+                else ""
+            )
+            ratio = "-" if row["ratio"] is None else f"{row['ratio']:.2f}x"
+            table.add_row(row["figure"], _num(row["a"]), _num(row["b"]), ratio, mark)
+        console.print(table)
+        for warning in result["warnings"]:
+            console.print(f"[yellow]warning:[/] {warning}")
+        count = len(result["regressions"])
+        console.print(
+            f"[red]{count} regression(s)[/]: {', '.join(result['regressions'])}"
+            if count
+            else "no regressions"
+        )
+    return 1 if args.fail_on_regression and result["regressions"] else 0
+
+
+def _num(value: float | None) -> str:
+    if value is None:
+        return "-"
+    return f"{value:,.3g}" if abs(value) < 10 else f"{value:,.0f}"
