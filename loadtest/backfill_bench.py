@@ -26,10 +26,11 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+
+from infra.local.canned import canned_response
 
 BUCKET = "bench-bucket"
 QUEUE_URL = "https://sqs.us-east-1.amazonaws.com/123456789012/bench-jobs"
@@ -112,19 +113,6 @@ def write_inventory(folder: Path, count: int, files: int) -> Path:
 # ----------------------------------------------------------------------------------- the hook
 
 
-class _Raw:
-    """The minimal raw-response object botocore reads a body from."""
-
-    def __init__(self, body: bytes) -> None:
-        self.body = body
-
-    def stream(self, **_: Any) -> Iterator[bytes]:
-        yield self.body
-
-    def read(self, *_: Any) -> bytes:
-        return self.body
-
-
 class SqsStandIn:
     """A ``before-send`` handler answering SendMessageBatch as SQS does (JSON protocol).
 
@@ -138,8 +126,6 @@ class SqsStandIn:
         self._lock = threading.Lock()
 
     def __call__(self, request: Any, **_: Any) -> Any:
-        from botocore.awsrequest import AWSResponse
-
         target = request.headers.get("X-Amz-Target", b"")
         target = target.decode() if isinstance(target, bytes) else str(target)
         if target != "AmazonSQS.SendMessageBatch":
@@ -162,7 +148,7 @@ class SqsStandIn:
             "Content-Type": "application/x-amz-json-1.0",
             "Content-Length": str(len(payload)),
         }
-        return AWSResponse(request.url, 200, headers, _Raw(payload))
+        return canned_response(request.url, 200, payload, headers)
 
 
 # ----------------------------------------------------------------------------------- child

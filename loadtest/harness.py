@@ -34,6 +34,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from core.events import backfill_message, parse_body
 from infra.local.accounting import Tracker
 from infra.local.poller import ACKED
+from infra.local.provision import create_bucket
 
 log = logging.getLogger("imgpipe.loadtest")
 
@@ -814,7 +815,7 @@ class LoadRun:
     def execute(self) -> RunData:
         options = self.options
         if options.mode == "enqueue" and self.target.embedded and options.source_bucket:
-            _ensure_bucket(self.s3, options.source_bucket, self.target.region)
+            create_bucket(self.s3, options.source_bucket, self.target.region)
         self.sampler = Sampler(self, options.sample_interval_s)
         self.sampler.harness_threads.add(threading.get_native_id())
         if self.local is not None and getattr(self.local, "_monitor", None) is not None:
@@ -886,16 +887,6 @@ class LoadRun:
             next_arrival = self.started_at + self.issued / self.options.rate
             nap = min(max(0.0, next_arrival - now), 0.02)
         return max(0.002, nap)
-
-
-def _ensure_bucket(s3: Any, name: str, region: str) -> None:
-    kwargs: dict[str, Any] = {"Bucket": name}
-    if region != "us-east-1":
-        kwargs["CreateBucketConfiguration"] = {"LocationConstraint": region}
-    try:
-        s3.create_bucket(**kwargs)
-    except (s3.exceptions.BucketAlreadyOwnedByYou, s3.exceptions.BucketAlreadyExists):
-        pass
 
 
 # ----------------------------------------------------------------------------- samples

@@ -53,7 +53,7 @@ def provision(
     dynamodb: Any = boto3.client("dynamodb", region_name=where)
     raw, output, table = f"{prefix}-raw", f"{prefix}-processed", f"{prefix}-images"
     for bucket in (raw, output):
-        _create_bucket(s3, bucket, where)
+        create_bucket(s3, bucket, where)
     dlq_url = sqs.create_queue(
         QueueName=f"{prefix}-dlq",
         Attributes=settings.dlq_attributes,
@@ -90,13 +90,14 @@ def provision(
     return Stack(where, raw, output, table, queue_url, queue_arn, dlq_url, settings)
 
 
-def _create_bucket(s3: Any, name: str, where: str) -> None:
+def create_bucket(s3: Any, name: str, where: str) -> None:
+    """Create ``name`` in region ``where``; an existing bucket of ours is fine."""
     kwargs: dict[str, Any] = {"Bucket": name}
     if where != "us-east-1":
         kwargs["CreateBucketConfiguration"] = {"LocationConstraint": where}
     try:
         s3.create_bucket(**kwargs)
-    except s3.exceptions.BucketAlreadyOwnedByYou:
+    except (s3.exceptions.BucketAlreadyOwnedByYou, s3.exceptions.BucketAlreadyExists):
         pass
 
 
