@@ -160,3 +160,34 @@ def test_demo_accounts_for_every_sample(tmp_path: Path) -> None:
             assert Path(rendition["path"]).stat().st_size == rendition["bytes"]
     assert "harbour-rotated.jpg" in (out / "index.html").read_text()
     assert summary["p50_latency_ms"] <= summary["p95_latency_ms"]
+
+
+def test_backfill_on_the_embedded_stack(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Existing objects in another bucket, enqueued by `imgpipe backfill`, are processed."""
+    from infra.cli import main as imgpipe
+
+    with imgpipe_up(["--workers", "2"]) as stack:
+        use(stack, monkeypatch)
+        s3 = boto3.client("s3")
+        s3.create_bucket(Bucket="legacy-photos")
+        keys = [f"archive/{i} ü+%.jpg" for i in range(6)]
+        for i, key in enumerate(keys):
+            s3.put_object(Bucket="legacy-photos", Key=key, Body=photo_like_bytes(300, 200, seed=i))
+        s3.put_object(Bucket="legacy-photos", Key="archive/readme.txt", Body=b"not an image")
+        tracker = Tracker("legacy-photos", TABLE, queue_url("imgpipe-dlq"))
+        code = imgpipe(
+            [
+                "backfill",
+                "s3://legacy-photos/archive/",
+                "--queue-url",
+                queue_url(QUEUE),
+                "--no-progress",
+            ]
+        )
+        assert code == 0
+        for key in keys:
+            tracker.sent(key)
+        wait_for(tracker, 60)
+        assert tracker.pending == {}
+        assert all(item["status"] == "PROCESSED" for item in tracker.items.values())
+        assert set(tracker.items) == set(keys), "the .txt key is filtered out by suffix"
