@@ -19,6 +19,7 @@ import csv
 import gzip
 import hashlib
 import json
+import logging
 import os
 import resource
 import subprocess
@@ -241,6 +242,7 @@ def run_e2e(keys: int, concurrency: int) -> dict[str, Any]:
 
     from infra.backfill import Backfill, Filters, Options, Snapshot, build_source, make_clients
 
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one line per request otherwise
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
     host, port = server.get_host_and_port()
