@@ -105,6 +105,8 @@ def test_small_synthetic_run_accounts_for_everything(tmp_path: Path) -> None:
         str(tmp_path / "cache"),
         "--concurrency",
         "4",
+        "--sample-interval",
+        "0.2",
         "--out",
         str(out),
         "--json",

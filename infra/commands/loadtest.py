@@ -121,6 +121,13 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
         "--drain-timeout", type=float, default=300, help="seconds to wait for the stragglers"
     )
     tuning.add_argument("--uploaders", type=int, default=4, help="upload threads")
+    tuning.add_argument(
+        "--sample-interval",
+        type=float,
+        default=1.0,
+        metavar="S",
+        help="seconds between samples of queue depth, CPU and memory",
+    )
     tuning.add_argument("--json", action="store_true", help="print the summary as JSON")
 
     cost = parser.add_argument_group("cost model")
@@ -186,6 +193,9 @@ def run(args: argparse.Namespace) -> int:
         if getattr(args, name) < 1:
             error_console.print(f"[red]error:[/] --{name} must be at least 1")
             return 2
+    if args.sample_interval < 0.1:
+        error_console.print("[red]error:[/] --sample-interval must be at least 0.1 s")
+        return 2
     if (args.rate is not None and args.rate <= 0) or (args.concurrency or 1) < 1:
         error_console.print("[red]error:[/] --rate and --concurrency must be positive")
         return 2
@@ -264,6 +274,7 @@ def _drive(args: argparse.Namespace, pool: list[Any], sizes: Any, formats: Any) 
         drain_timeout_s=args.drain_timeout,
         uploaders=args.uploaders,
         source_bucket=args.source_bucket,
+        sample_interval_s=args.sample_interval,
     )
     workload = Workload(
         pool,
