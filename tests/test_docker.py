@@ -148,7 +148,13 @@ def test_image_commands_import_and_are_callable(command: str) -> None:
         f"fn = getattr(importlib.import_module({module!r}), {attr!r})\n"
         "sys.exit(0 if callable(fn) else 3)\n"
     )
-    proc = subprocess.run(
+    proc = _run_with_image_code(code)
+    assert proc.returncode == 0, f"{command}: {proc.stderr[-2000:]}"
+
+
+def _run_with_image_code(code: str) -> subprocess.CompletedProcess[str]:
+    """Run ``code`` in a fresh interpreter that sees the handler settings, as Lambda would."""
+    return subprocess.run(
         [sys.executable, "-c", code],
         cwd=ROOT,
         env=_handler_env(),
@@ -157,10 +163,6 @@ def test_image_commands_import_and_are_callable(command: str) -> None:
         timeout=120,
         check=False,
     )
-    assert proc.returncode == 0, f"{command}: {proc.stderr[-2000:]}"
-
-
-# "import time: self [us] | cumulative | imported package"
 
 
 def test_process_handler_imports_only_the_runtime() -> None:
@@ -173,15 +175,7 @@ def test_process_handler_imports_only_the_runtime() -> None:
         "import sys, handlers.process; "
         "print(' '.join(sorted({m.split('.')[0] for m in sys.modules})))"
     )
-    proc = subprocess.run(
-        [sys.executable, "-c", probe],
-        cwd=ROOT,
-        env=_handler_env(),
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    proc = _run_with_image_code(probe)
     assert proc.returncode == 0, proc.stderr[-2000:]
     loaded = set(proc.stdout.split())
     assert {"core", "handlers", "boto3", "PIL", "aws_lambda_powertools"} <= loaded
