@@ -7,6 +7,10 @@ stays flat whatever the bucket size:
         ─▶ senders: HeadObject (when metadata is missing) ─▶ metadata filters
                     ─▶ BatchGetItem (--skip-processed) ─▶ SendMessageBatch ×10, retried
 
+With ``--processes N`` the senders are split between this process and N - 1 spawned ones
+(``infra.backfill_workers``), which take units from a shared queue and report each unit's
+counts back: botocore's per-call CPU holds the GIL, so one process cannot use a second core.
+
 A *chunk* is one unit of resumable position: a ListObjectsV2 page (its position is the page's
 ``NextContinuationToken``), or 1,000 lines of a key file or of an inventory CSV. The state file
 only ever records the position after the longest prefix of chunks whose every key was sent,
@@ -50,6 +54,8 @@ UNIT_SIZE: Final = 100  # keys per sender work unit (= BatchGetItem keys per cal
 CHUNK_LINES: Final = 1000  # lines of a key file or inventory CSV per resumable chunk
 LIST_PAGE_SIZE: Final = 1000
 STATE_VERSION: Final = 1
+LOCK_TIMEOUT_S: Final = 1.0
+MAX_DEFAULT_PROCESSES: Final = 4  # each sender process costs about 50 MB
 COUNT_NAMES: Final = (
     "listed", "filtered", "skipped_processed", "missing", "sent", "failed", "retried",
 )  # fmt: skip
@@ -72,6 +78,12 @@ Counts = dict[str, int]
 
 class BackfillError(Exception):
     """A problem with the arguments, the source or the state file (exit code 2)."""
+
+
+def default_processes() -> int:
+    """One sender process per CPU this process may use, at most ``MAX_DEFAULT_PROCESSES``."""
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return max(1, min(MAX_DEFAULT_PROCESSES, cpus or 1))
 
 
 def zero_counts() -> Counts:
@@ -574,26 +586,46 @@ class TokenBucket:
     """Messages per second across all senders. A caller reserves tokens and sleeps off any
     debt, so batches larger than the burst still average exactly ``rate``."""
 
-    def __init__(self, rate: float, burst: float | None = None, clock: Any = time.monotonic):
+    def __init__(
+        self,
+        rate: float,
+        burst: float | None = None,
+        clock: Any = time.monotonic,
+        state: Any = None,
+    ) -> None:
+        """``state``: the shared memory of a bucket in another process (see ``share``)."""
         if rate <= 0:
             raise ValueError("rate must be positive")
         self.rate = float(rate)
         self.capacity = float(burst if burst is not None else max(SQS_BATCH, rate / 10))
-        self._tokens = self.capacity
         self._clock = clock
-        self._last = clock()
-        self._lock = threading.Lock()
+        self._state: Any = [self.capacity, clock()] if state is None else state  # tokens, last
+        self._lock: Any = threading.Lock() if state is None else state.get_lock()
+
+    def share(self, context: Any) -> Any:
+        """Move the state into a ``multiprocessing`` Array, for buckets in sender processes
+        (``CLOCK_MONOTONIC`` is system-wide, so their clocks agree)."""
+        with self._lock:
+            state = context.Array("d", list(self._state))
+        self._state, self._lock = state, state.get_lock()
+        return state
 
     def reserve(self, count: int) -> float:
         """Take ``count`` tokens; return how long to wait before using them."""
-        with self._lock:
+        # A bounded wait: a sender process killed while holding a shared lock must not hang
+        # the others (a lost update then costs one batch of accuracy, nothing more).
+        locked = self._lock.acquire(timeout=LOCK_TIMEOUT_S)
+        try:
+            state = self._state
             now = self._clock()
-            self._tokens = min(self.capacity, self._tokens + (now - self._last) * self.rate)
-            self._last = now
-            self._tokens -= count
-            return -self._tokens / self.rate if self._tokens < 0 else 0.0
+            tokens = min(self.capacity, state[0] + (now - state[1]) * self.rate) - count
+            state[0], state[1] = tokens, now
+            return -tokens / self.rate if tokens < 0 else 0.0
+        finally:
+            if locked:
+                self._lock.release()
 
-    def acquire(self, count: int, stop: threading.Event | None = None) -> bool:
+    def acquire(self, count: int, stop: Flag | None = None) -> bool:
         """Wait for ``count`` tokens; False if ``stop`` was set meanwhile."""
         wait = self.reserve(count)
         if wait <= 0:
@@ -605,9 +637,10 @@ class TokenBucket:
 
 
 class _Chunk:
-    __slots__ = ("counts", "position", "sealed", "units")
+    __slots__ = ("counts", "id", "position", "sealed", "units")
 
-    def __init__(self, position: Position) -> None:
+    def __init__(self, chunk_id: int, position: Position) -> None:
+        self.id = chunk_id  # units carry the id: they may be sent by another process
         self.position = position
         self.units = 0
         self.sealed = False
@@ -621,15 +654,19 @@ class Tracker:
     def __init__(self, position: Position | None, counts: Counts | None = None) -> None:
         self._lock = threading.Lock()
         self._chunks: deque[_Chunk] = deque()
+        self._open: dict[int, _Chunk] = {}
+        self._next_id = 0
         self.position = position
         self.committed = {**zero_counts(), **(counts or {})}
         self.live = zero_counts()
         self.version = 0
 
     def open(self, position: Position) -> _Chunk:
-        chunk = _Chunk(position)
         with self._lock:
+            chunk = _Chunk(self._next_id, position)
+            self._next_id += 1
             self._chunks.append(chunk)
+            self._open[chunk.id] = chunk
         return chunk
 
     def add_unit(self, chunk: _Chunk) -> None:
@@ -644,8 +681,9 @@ class Tracker:
                 counts["filtered"] += filtered
             self._advance()
 
-    def unit_done(self, chunk: _Chunk, counts: Counts) -> None:
+    def unit_done(self, chunk_id: int, counts: Counts) -> None:
         with self._lock:
+            chunk = self._open[chunk_id]
             chunk.units -= 1
             for name, value in counts.items():
                 if value:
@@ -657,6 +695,7 @@ class Tracker:
         chunks = self._chunks
         while chunks and chunks[0].sealed and chunks[0].units == 0:
             chunk = chunks.popleft()
+            del self._open[chunk.id]
             self.position = chunk.position
             for name, value in chunk.counts.items():
                 self.committed[name] += value
@@ -758,8 +797,9 @@ class Options:
     head: bool = True  # HeadObject keys whose size/ETag/time the source does not give
     skip_processed: bool = False
     table: str | None = None
-    concurrency: int = 8
+    concurrency: int = 8  # sender threads in all
     head_concurrency: int = 32
+    processes: int = 1  # sender processes, this one included (the threads are split evenly)
     max_rate: float | None = None
     retries: int = 6
     backoff_base: float = 0.2
@@ -772,12 +812,27 @@ class Options:
     queue_units: int | None = None  # bounded queue length (default: 2 per sender)
     page_size: int = LIST_PAGE_SIZE  # ListObjectsV2 MaxKeys (one resumable chunk per page)
 
+    def share(self, total: int) -> int:
+        """One process's share of ``total`` threads."""
+        return max(1, -(-total // max(1, self.processes)))
+
 
 @dataclass
 class Clients:
     s3: Any
     sqs: Any
     dynamodb: Any | None = None
+    on_close: Callable[[], None] | None = None  # e.g. a benchmark's report
+
+    def close(self) -> None:
+        for client in (self.s3, self.sqs, self.dynamodb):
+            if client is not None:
+                client.close()
+        if self.on_close is not None:
+            self.on_close()
+
+
+ClientFactory = Callable[["Options"], Clients]
 
 
 def sqs_user_agent() -> str:
@@ -795,12 +850,13 @@ def make_clients(options: Options, session: Any | None = None) -> Clients:
     from botocore.config import Config
 
     boto: Any = session or boto3.session.Session()
-    pool = options.concurrency + options.head_concurrency + 4
+    senders = options.share(options.concurrency)
+    pool = senders + options.share(options.head_concurrency) + 4
     s3 = boto.client("s3", config=Config(max_pool_connections=pool, retries={"mode": "standard"}))
     sqs = boto.client(
         "sqs",
         config=Config(
-            max_pool_connections=options.concurrency + 4,
+            max_pool_connections=senders + 4,
             retries={"mode": "standard"},
             parameter_validation=False,
             user_agent=sqs_user_agent(),
@@ -808,9 +864,7 @@ def make_clients(options: Options, session: Any | None = None) -> Clients:
     )
     dynamodb = None
     if options.skip_processed:
-        dynamodb = boto.client(
-            "dynamodb", config=Config(max_pool_connections=options.concurrency + 4)
-        )
+        dynamodb = boto.client("dynamodb", config=Config(max_pool_connections=senders + 4))
     return Clients(s3=s3, sqs=sqs, dynamodb=dynamodb)
 
 
@@ -853,159 +907,70 @@ class Summary:
         return data
 
 
-_STOP = object()
+class Flag(Protocol):
+    """``threading.Event`` or ``multiprocessing.Event``."""
+
+    def is_set(self) -> bool: ...
+
+    def set(self) -> None: ...
+
+    def wait(self, timeout: float | None = None) -> bool: ...
 
 
-class Backfill:
-    """One backfill run. ``run()`` blocks; ``stop()`` (e.g. on Ctrl-C) stops listing, lets
-    in-flight requests finish, saves the state and returns; ``abort()`` returns at once."""
+class WorkQueue(Protocol):
+    """``queue.Queue`` or ``multiprocessing.Queue`` of ``(chunk id, items)`` units."""
 
-    def __init__(self, options: Options, source: Source, clients: Clients) -> None:
+    def get(self, block: bool = True, timeout: float | None = None) -> Any: ...
+
+    def put(self, obj: Any, block: bool = True, timeout: float | None = None) -> None: ...
+
+
+Report = Callable[[int, Counts], None]
+
+
+class Sender:
+    """Sends work units: HeadObject where the source lacks metadata, the metadata filters,
+    BatchGetItem (--skip-processed), then SendMessageBatch with retries. One per process,
+    shared by that process's sender threads."""
+
+    def __init__(
+        self,
+        options: Options,
+        clients: Clients,
+        stop: Flag,
+        abort: Flag,
+        limit: TokenBucket | None,
+        *,
+        alive: Callable[[], bool] = lambda: True,
+        now: datetime | None = None,
+    ) -> None:
         self.options = options
-        self.source = source
         self.clients = clients
         self.builder = MessageBuilder(options.bucket)
-        self.bucket_limit = TokenBucket(options.max_rate) if options.max_rate else None
+        self.bucket_limit = limit
         self.failures = FailureLog(options.failures_path)
-        self._stop = threading.Event()
-        self._abort = threading.Event()
-        self._errors: list[str] = []
-        self._interrupted = False
-        self._sample: list[dict[str, Any]] = []
+        self.sample: list[dict[str, Any]] = []
         self._sample_lock = threading.Lock()
-        self._started = time.monotonic()
-        self._now = datetime.now(UTC)
-        self._rate_window: deque[tuple[float, int]] = deque(maxlen=50)
-        self.state: dict[str, Any] | None = None
-        self.tracker = Tracker(None)
-        if options.state_path is not None and not options.dry_run:
-            self.state = read_state(options.state_path)
-        if self.state is not None:
-            if self.state.get("source") != source.signature():
-                raise BackfillError(
-                    f"{options.state_path} belongs to another backfill "
-                    f"({self.state.get('source')}); use another --state file"
-                )
-            self.tracker = Tracker(self.state.get("position"), self.state.get("counts"))
+        self._stop, self._abort, self._alive = stop, abort, alive
+        self.now = now or datetime.now(UTC)  # the event time of keys whose source gives none
 
-    # --- control -----------------------------------------------------------------------------
-
-    def stop(self) -> None:
-        self._interrupted = True
-        self._stop.set()
-
-    def abort(self) -> None:
-        self.stop()
-        self._abort.set()
-
-    @property
-    def stopping(self) -> bool:
-        return self._stop.is_set()
-
-    # --- the run -------------------------------------------------------------------------------
-
-    def run(self, tick: Callable[[Snapshot], None] | None = None, tick_s: float = 0.2) -> Summary:
-        if self.state is not None and self.state.get("complete"):
-            return self._summary(complete=True, interrupted=False)
-        opts = self.options
-        work: Queue[Any] = Queue(maxsize=opts.queue_units or 2 * opts.concurrency)
-        heads = ThreadPoolExecutor(opts.head_concurrency, thread_name_prefix="backfill-head")
-        producer = threading.Thread(
-            target=self._guard, args=(self._produce, work), name="backfill-list", daemon=True
-        )
-        senders = [
-            threading.Thread(
-                target=self._guard,
-                args=(self._send_loop, work, heads),
-                name=f"backfill-send-{i}",
-                daemon=True,
-            )
-            for i in range(opts.concurrency)
-        ]
-        producer.start()
-        for sender in senders:
-            sender.start()
-        last_save = time.monotonic()
-        saved_version = -1
-        threads = [producer, *senders]
-        try:
-            while not self._abort.is_set():
-                alive = [t for t in threads if t.is_alive()]
-                if not alive:
-                    break
-                alive[0].join(tick_s)
-                self._note_rate()
-                if tick is not None:
-                    tick(self.snapshot())
-                if time.monotonic() - last_save >= opts.state_interval:
-                    saved_version = self._save(saved_version)
-                    last_save = time.monotonic()
-        finally:
-            heads.shutdown(wait=not self._abort.is_set(), cancel_futures=True)
-        complete = not self._stop.is_set() and not self._errors
-        if complete:
-            _, _, _, open_chunks = self.tracker.snapshot()
-            complete = open_chunks == 0
-        self._save(-1, complete=complete)
-        self.failures.close()
-        if tick is not None:
-            tick(self.snapshot())
-        return self._summary(complete=complete, interrupted=self._interrupted)
-
-    def _guard(self, target: Callable[..., None], *args: Any) -> None:
-        try:
-            target(*args)
-        except BaseException as exc:  # noqa: BLE001 - a bug or a fatal source error: stop all, say so
-            self._errors.append(f"{threading.current_thread().name}: {_describe(exc)}")
-            self._stop.set()
-
-    # --- producer ------------------------------------------------------------------------------
-
-    def _produce(self, work: Queue[Any]) -> None:
-        filters = self.options.filters
-        accepts = filters.accepts
-        tracker = self.tracker
-        try:
-            for position, items in self.source.chunks(tracker.position):
-                if self._stop.is_set():
-                    return
-                chunk = tracker.open(position)
-                passed = [item for item in items if accepts(item)]
-                for start in range(0, len(passed), UNIT_SIZE):
-                    tracker.add_unit(chunk)
-                    if not self._put(work, (chunk, passed[start : start + UNIT_SIZE])):
-                        return  # stopped mid-chunk: it stays open, so it is not committed
-                tracker.seal(chunk, len(items), len(items) - len(passed))
-        finally:
-            if not self._stop.is_set():
-                for _ in range(self.options.concurrency):
-                    self._put(work, _STOP)
-
-    def _put(self, work: Queue[Any], unit: Any) -> bool:
-        while not self._stop.is_set():
-            try:
-                work.put(unit, timeout=0.2)
-                return True
-            except Full:
-                continue
-        return False
-
-    # --- senders -------------------------------------------------------------------------------
-
-    def _send_loop(self, work: Queue[Any], heads: ThreadPoolExecutor) -> None:
+    def loop(self, work: WorkQueue, heads: ThreadPoolExecutor, report: Report) -> None:
+        """Send units from ``work`` until its end marker (None), a stop, or ``alive`` fails."""
         while not self._stop.is_set():
             try:
                 unit = work.get(timeout=0.2)
             except Empty:
+                if not self._alive():
+                    return
                 continue
-            if unit is _STOP:
+            if unit is None:
                 return
-            chunk, items = unit
-            counts = self._process(items, heads)
+            chunk_id, items = unit
+            counts = self.process(items, heads)
             if counts is not None:
-                self.tracker.unit_done(chunk, counts)
+                report(chunk_id, counts)
 
-    def _process(self, items: list[Item], heads: ThreadPoolExecutor) -> Counts | None:
+    def process(self, items: list[Item], heads: ThreadPoolExecutor) -> Counts | None:
         """Send one unit; the counts, or None when a stop abandoned it part-way."""
         opts = self.options
         counts = zero_counts()
@@ -1023,10 +988,10 @@ class Backfill:
         if not items:
             return counts
         if opts.dry_run:
-            self._keep_sample(items)
+            self.keep_sample(items)
             counts["sent"] += len(items)
             return counts
-        build, now = self.builder.build, self._now
+        build, now = self.builder.build, self.now
         entries = [
             (
                 _ENTRY_IDS[n],
@@ -1173,12 +1138,12 @@ class Backfill:
             if not item[2] or done.get(f"{bucket}/{item[0]}") != item[2].strip('"')
         ]
 
-    def _keep_sample(self, items: list[Item]) -> None:
+    def keep_sample(self, items: list[Item]) -> None:
         with self._sample_lock:
             for key, size, etag, modified in items:
-                if len(self._sample) >= self.options.sample_size:
+                if len(self.sample) >= self.options.sample_size:
                     return
-                self._sample.append(
+                self.sample.append(
                     {
                         "key": key,
                         "size": size,
@@ -1186,6 +1151,179 @@ class Backfill:
                         "last_modified": iso_ms(modified) if modified else None,
                     }
                 )
+
+
+class Backfill:
+    """One backfill run. ``run()`` blocks; ``stop()`` (e.g. on Ctrl-C) stops listing, lets
+    in-flight requests finish, saves the state and returns; ``abort()`` returns at once.
+
+    With a ``client_factory`` (a module-level function, so that it pickles) and
+    ``options.processes`` > 1, senders also run in that many - 1 spawned processes, each with
+    its own clients: the botocore work per call is CPU-bound and holds the GIL. This process
+    keeps the source, the tracker and the state, and sends too.
+    """
+
+    def __init__(
+        self,
+        options: Options,
+        source: Source,
+        clients: Clients,
+        client_factory: ClientFactory | None = None,
+    ) -> None:
+        self.options = options
+        self.source = source
+        self.clients = clients
+        self.client_factory = client_factory
+        self.processes = max(1, options.processes) if client_factory and not options.dry_run else 1
+        # Only the run loop touches the workers' (multiprocessing) flags: a signal handler
+        # that took their lock while the main thread held it would deadlock.
+        self._stop = threading.Event()
+        self._abort = threading.Event()
+        self.bucket_limit = TokenBucket(options.max_rate) if options.max_rate else None
+        self.sender = Sender(options, clients, self._stop, self._abort, self.bucket_limit)
+        self._errors: list[str] = []
+        self._interrupted = False
+        self._started = time.monotonic()
+        self._rate_window: deque[tuple[float, int]] = deque(maxlen=50)
+        self.state: dict[str, Any] | None = None
+        self.tracker = Tracker(None)
+        if options.state_path is not None and not options.dry_run:
+            self.state = read_state(options.state_path)
+        if self.state is not None:
+            if self.state.get("source") != source.signature():
+                raise BackfillError(
+                    f"{options.state_path} belongs to another backfill "
+                    f"({self.state.get('source')}); use another --state file"
+                )
+            self.tracker = Tracker(self.state.get("position"), self.state.get("counts"))
+
+    # --- control -----------------------------------------------------------------------------
+
+    def stop(self) -> None:
+        self._interrupted = True
+        self._stop.set()
+
+    def abort(self) -> None:
+        self.stop()
+        self._abort.set()
+
+    @property
+    def stopping(self) -> bool:
+        return self._stop.is_set()
+
+    def fail(self, error: str) -> None:
+        """Record an error that ends the run (the state is still saved)."""
+        self._errors.append(error)
+        self._stop.set()
+
+    # --- the run -------------------------------------------------------------------------------
+
+    def run(self, tick: Callable[[Snapshot], None] | None = None, tick_s: float = 0.2) -> Summary:
+        if self.state is not None and self.state.get("complete"):
+            return self._summary(complete=True, interrupted=False)
+        opts = self.options
+        local_senders = opts.share(opts.concurrency)
+        all_senders = local_senders * self.processes
+        queue_size = opts.queue_units or 2 * all_senders
+        workers = None
+        work: WorkQueue
+        if self.processes > 1:
+            from infra.backfill_workers import SenderProcesses
+
+            assert self.client_factory is not None
+            workers = SenderProcesses(
+                self, self.client_factory, self.processes - 1, local_senders, queue_size
+            )
+            work = workers.work
+        else:
+            work = Queue(maxsize=queue_size)
+        heads = ThreadPoolExecutor(
+            opts.share(opts.head_concurrency), thread_name_prefix="backfill-head"
+        )
+        producer = threading.Thread(
+            target=self._guard,
+            args=(self._produce, work, all_senders),
+            name="backfill-list",
+            daemon=True,
+        )
+        senders = [
+            threading.Thread(
+                target=self._guard,
+                args=(self.sender.loop, work, heads, self.tracker.unit_done),
+                name=f"backfill-send-{i}",
+                daemon=True,
+            )
+            for i in range(local_senders)
+        ]
+        threads = [producer, *senders, *(workers.threads if workers else ())]
+        for thread in threads:
+            thread.start()
+        last_save = time.monotonic()
+        saved_version = -1
+        try:
+            while not self._abort.is_set():
+                if workers is not None and self._stop.is_set():
+                    workers.stop()
+                alive = [t for t in threads if t.is_alive()]
+                if not alive:
+                    break
+                alive[0].join(tick_s)
+                self._note_rate()
+                if tick is not None:
+                    tick(self.snapshot())
+                if time.monotonic() - last_save >= opts.state_interval:
+                    saved_version = self._save(saved_version)
+                    last_save = time.monotonic()
+        finally:
+            heads.shutdown(wait=not self._abort.is_set(), cancel_futures=True)
+            if workers is not None:
+                workers.close(abort=self._abort.is_set())
+        complete = not self._stop.is_set() and not self._errors
+        if complete:
+            _, _, _, open_chunks = self.tracker.snapshot()
+            complete = open_chunks == 0
+        self._save(-1, complete=complete)
+        self.sender.failures.close()
+        if tick is not None:
+            tick(self.snapshot())
+        return self._summary(complete=complete, interrupted=self._interrupted)
+
+    def _guard(self, target: Callable[..., None], *args: Any) -> None:
+        try:
+            target(*args)
+        except BaseException as exc:  # noqa: BLE001 - a bug or a fatal source error: stop all, say so
+            self.fail(f"{threading.current_thread().name}: {describe_error(exc)}")
+
+    # --- producer ------------------------------------------------------------------------------
+
+    def _produce(self, work: WorkQueue, senders: int) -> None:
+        filters = self.options.filters
+        accepts = filters.accepts
+        tracker = self.tracker
+        try:
+            for position, items in self.source.chunks(tracker.position):
+                if self._stop.is_set():
+                    return
+                chunk = tracker.open(position)
+                passed = [item for item in items if accepts(item)]
+                for start in range(0, len(passed), UNIT_SIZE):
+                    tracker.add_unit(chunk)
+                    if not self._put(work, (chunk.id, passed[start : start + UNIT_SIZE])):
+                        return  # stopped mid-chunk: it stays open, so it is not committed
+                tracker.seal(chunk, len(items), len(items) - len(passed))
+        finally:
+            if not self._stop.is_set():
+                for _ in range(senders):
+                    self._put(work, None)  # the end marker, one per sender
+
+    def _put(self, work: WorkQueue, unit: Any) -> bool:
+        while not self._stop.is_set():
+            try:
+                work.put(unit, timeout=0.2)
+                return True
+            except Full:
+                continue
+        return False
 
     # --- state, progress, summary ------------------------------------------------------------
 
@@ -1196,7 +1334,7 @@ class Backfill:
         version = self.tracker.version
         if version == saved_version and not complete:
             return saved_version
-        self.failures.sync()  # failures must be on disk before the position passes them
+        self.sender.failures.sync()  # failures must be on disk before the position passes them
         write_json_atomic(
             self.options.state_path,
             {
@@ -1249,11 +1387,11 @@ class Backfill:
                 str(self.options.failures_path) if committed["failed"] or live["failed"] else None
             ),
             error="; ".join(self._errors) or None,
-            sample=list(self._sample),
+            sample=list(self.sender.sample),
         )
 
 
-def _describe(exc: BaseException) -> str:
+def describe_error(exc: BaseException) -> str:
     code = _error_code(exc)
     text = str(exc) or type(exc).__name__
     return text if code == type(exc).__name__ else f"{code}: {text}"
@@ -1285,6 +1423,8 @@ def check_options(options: Options, source: Source) -> None:
     """Refuse combinations that could not do what they say."""
     if options.concurrency < 1 or options.head_concurrency < 1:
         raise BackfillError("--concurrency must be at least 1")
+    if options.processes < 1:
+        raise BackfillError("--processes must be at least 1")
     if options.skip_processed and not options.table:
         raise BackfillError("--skip-processed needs --table (or IMGPIPE_TABLE)")
     if not options.queue_url and not options.dry_run:
@@ -1315,10 +1455,14 @@ def preflight(options: Options, clients: Clients) -> None:
                 QueueUrl=options.queue_url, AttributeNames=["QueueArn"]
             )
         except Exception as exc:
-            raise BackfillError(f"cannot use queue {options.queue_url}: {_describe(exc)}") from exc
+            raise BackfillError(
+                f"cannot use queue {options.queue_url}: {describe_error(exc)}"
+            ) from exc
     if options.skip_processed and clients.dynamodb is not None and options.table:
         probe = {options.table: {"Keys": [{"image_id": {"S": "imgpipe-backfill/preflight"}}]}}
         try:
             clients.dynamodb.batch_get_item(RequestItems=probe)
         except Exception as exc:
-            raise BackfillError(f"cannot read table {options.table}: {_describe(exc)}") from exc
+            raise BackfillError(
+                f"cannot read table {options.table}: {describe_error(exc)}"
+            ) from exc

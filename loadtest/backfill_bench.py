@@ -21,7 +21,7 @@ import hashlib
 import json
 import logging
 import os
-import resource
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -31,6 +31,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from infra.backfill import default_processes
 from infra.local.canned import canned_response
 
 BUCKET = "bench-bucket"
@@ -155,26 +156,68 @@ class SqsStandIn:
 # ----------------------------------------------------------------------------------- child
 
 
-def _rss_mb() -> float:
-    with open("/proc/self/statm") as statm:
-        return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
-
-
-def _vm_hwm_mb() -> float:
-    """This process image's own peak RSS. ``ru_maxrss`` also counts the parent's peak from
-    before ``exec`` (Linux carries it over), so both are reported."""
-    with open("/proc/self/status") as status:
-        for line in status:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
+def _status_mb(pid: int | str, field: str) -> float:
+    """``VmRSS`` or ``VmHWM`` (the process's own peak RSS) of a process, 0 once it is gone.
+    ``ru_maxrss`` is not used: Linux carries the parent's peak over ``exec`` into it."""
+    try:
+        with open(f"/proc/{pid}/status") as status:
+            for line in status:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
     return 0.0
 
 
-def run_child(source: str, path: Path, keys: int, concurrency: int) -> dict[str, Any]:
-    """One scenario in this process; prints a JSON result."""
+def _descendants(pid: int) -> list[int]:
+    found: list[int] = []
+    try:
+        tasks = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return found
+    for task in tasks:
+        try:
+            with open(f"/proc/{pid}/task/{task}/children") as children:
+                for child in children.read().split():
+                    found += [int(child), *_descendants(int(child))]
+        except OSError:
+            continue
+    return found
+
+
+def bench_clients(options: Any) -> Any:
+    """The backfill's own clients, with the stand-in on SendMessageBatch; at ``close()`` the
+    process writes what the stand-in saw and its peak RSS to ``$BENCH_REPORT_DIR``. A
+    module-level function, so that the sender processes make theirs the same way."""
+    from infra.backfill import make_clients
+
+    clients = make_clients(options)
+    stand_in = SqsStandIn()
+    clients.sqs.meta.events.register("before-send.sqs.SendMessageBatch", stand_in)
+
+    def report() -> None:
+        figures = {
+            "pid": os.getpid(),
+            "messages": stand_in.messages,
+            "calls": stand_in.calls,
+            "vm_hwm_mb": _status_mb("self", "VmHWM"),
+        }
+        target = Path(os.environ["BENCH_REPORT_DIR"]) / f"{os.getpid()}.json"
+        target.write_text(json.dumps(figures))
+
+    clients.on_close = report
+    return clients
+
+
+def run_child(
+    source: str, path: Path, keys: int, concurrency: int, processes: int
+) -> dict[str, Any]:
+    """One scenario in this process (and its sender processes); prints a JSON result."""
     os.environ.update(FAKE_ENV)
     os.environ.pop("AWS_ENDPOINT_URL", None)
-    from infra.backfill import Backfill, Filters, Options, Snapshot, build_source, make_clients
+    reports = Path(tempfile.mkdtemp(prefix="bench-report-", dir=path.parent))
+    os.environ["BENCH_REPORT_DIR"] = str(reports)
+    from infra.backfill import Backfill, Filters, Options, Snapshot, build_source
 
     options = Options(
         bucket=BUCKET,
@@ -182,57 +225,72 @@ def run_child(source: str, path: Path, keys: int, concurrency: int) -> dict[str,
         filters=Filters(),
         head=False,
         concurrency=concurrency,
+        processes=processes,
         state_path=path.parent / f"state-{source}-{keys}.json",
         failures_path=path.parent / f"failures-{source}-{keys}.jsonl",
     )
     if options.state_path and options.state_path.exists():
         options.state_path.unlink()
-    clients = make_clients(options)
-    stand_in = SqsStandIn()
-    clients.sqs.meta.events.register("before-send.sqs.SendMessageBatch", stand_in)
+    clients = bench_clients(options)
     built = build_source(
         options,
         clients,
         from_file=str(path) if source == "from-file" else None,
         inventory=str(path) if source == "inventory" else None,
     )
-    backfill = Backfill(options, built, clients)
+    backfill = Backfill(options, built, clients, bench_clients)
     rss: list[tuple[int, float]] = []
+    peaks: dict[int, float] = {}  # pid -> the highest VmHWM seen
 
     def tick(snap: Snapshot) -> None:
-        rss.append((snap.counts["sent"], round(_rss_mb(), 1)))
+        pids = [os.getpid(), *_descendants(os.getpid())]
+        total = sum(_status_mb(pid, "VmRSS") for pid in pids)
+        rss.append((snap.counts["sent"], round(total, 1)))
+        for pid in pids:
+            peaks[pid] = max(peaks.get(pid, 0.0), _status_mb(pid, "VmHWM"))
 
     started = time.perf_counter()
-    cpu_started = time.process_time()
     summary = backfill.run(tick)
     elapsed = time.perf_counter() - started
-    cpu = time.process_time() - cpu_started
-    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    tick(backfill.snapshot())  # the resource tracker is still alive: its final figures
+    clients.close()
+    seen = [json.loads(f.read_text()) for f in sorted(reports.glob("*.json"))]
+    shutil.rmtree(reports)
+    for figures in seen:  # each process's own last word on its peak
+        peaks[figures["pid"]] = max(peaks.get(figures["pid"], 0.0), figures["vm_hwm_mb"])
     quarter = [rss[min(len(rss) - 1, len(rss) * q // 4)] for q in (1, 2, 3, 4)] if rss else []
     result = {
         "source": source,
         "keys": keys,
         "sent": summary.this_run["sent"],
-        "hook_messages": stand_in.messages,
-        "calls": stand_in.calls,
+        "hook_messages": sum(f["messages"] for f in seen),
+        "hook_messages_by_process": [f["messages"] for f in seen],
+        "calls": sum(f["calls"] for f in seen),
         "failed": summary.this_run["failed"],
         "complete": summary.complete,
         "elapsed_s": round(elapsed, 2),
-        "cpu_s": round(cpu, 2),
         "keys_per_s": round(summary.this_run["sent"] / elapsed),
-        "peak_rss_mb": round(peak_mb, 1),
-        "vm_hwm_mb": round(_vm_hwm_mb(), 1),
-        "rss_mb_at_quarters": quarter,
+        "processes": processes,
         "concurrency": concurrency,
+        # The sum of every process's own peak (the senders, the resource tracker and this
+        # one): an upper bound on the memory in use at any moment.
+        "peak_rss_mb": round(sum(peaks.values()), 1),
+        "peak_rss_mb_by_process": [round(v, 1) for v in peaks.values()],
+        "sampled_peak_rss_mb": max((r for _, r in rss), default=0.0),
+        "rss_mb_at_quarters": quarter,
     }
-    result["ok"] = bool(summary.complete and result["sent"] == keys == result["hook_messages"])
+    result["ok"] = bool(
+        summary.complete
+        and result["sent"] == keys == result["hook_messages"]
+        and len(seen) == processes
+    )
     return result
 
 
 # ----------------------------------------------------------------------------------- e2e
 
 
-def run_e2e(keys: int, concurrency: int) -> dict[str, Any]:
+def run_e2e(keys: int, concurrency: int, processes: int) -> dict[str, Any]:
     """Backfill ``keys`` listed objects into a real SQS queue on an embedded moto server over
     HTTP, and check the queue depth. moto's SQS gets slower as the queue grows (its calls scan
     the queue), so the per-segment rates are reported, not hidden."""
@@ -264,10 +322,14 @@ def run_e2e(keys: int, concurrency: int) -> dict[str, Any]:
             )
         put_s = time.perf_counter() - put_started
         options = Options(
-            bucket=BUCKET, queue_url=queue_url, filters=Filters(), concurrency=concurrency
+            bucket=BUCKET,
+            queue_url=queue_url,
+            filters=Filters(),
+            concurrency=concurrency,
+            processes=processes,
         )
         clients = make_clients(options)
-        backfill = Backfill(options, build_source(options, clients), clients)
+        backfill = Backfill(options, build_source(options, clients), clients, make_clients)
         samples: list[tuple[float, int]] = []
 
         def tick(snap: Snapshot) -> None:
@@ -329,6 +391,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--concurrency", type=int, default=8, help="backfill senders (the CLI default: 8)"
     )
+    parser.add_argument(
+        "--processes",
+        type=int,
+        nargs="+",
+        default=[default_processes()],
+        help="sender processes; several values run side by side, interleaved "
+        f"(the CLI default here: {default_processes()})",
+    )
     parser.add_argument("--inventory-files", type=int, default=4)
     parser.add_argument("--e2e", type=int, default=0, metavar="N", help="also N keys via moto")
     parser.add_argument("--workdir", type=Path, help="keep generated inputs here")
@@ -338,7 +408,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     if args.child:
-        print(json.dumps(run_child(args.child, args.input, args.keys[0], args.concurrency)))
+        scenario = run_child(
+            args.child, args.input, args.keys[0], args.concurrency, args.processes[0]
+        )
+        print(json.dumps(scenario))
         return 0
 
     results: list[dict[str, Any]] = []
@@ -360,32 +433,14 @@ def main(argv: list[str] | None = None) -> int:
                     f"{source} {count:,}: input ready in {time.perf_counter() - started:.0f} s",
                     file=sys.stderr,
                 )
-                child = subprocess.run(
-                    [
-                        sys.executable,
-                        "-m",
-                        "loadtest.backfill_bench",
-                        "--child",
-                        source,
-                        "--input",
-                        str(path),
-                        "--keys",
-                        str(count),
-                        "--concurrency",
-                        str(args.concurrency),
-                    ],
-                    capture_output=True,
-                    text=True,
-                    check=False,
-                )
-                if child.returncode != 0:
-                    print(child.stderr, file=sys.stderr)
-                    return 1
-                result = json.loads(child.stdout.strip().splitlines()[-1])
-                results.append(result)
-                print(_line(result), file=sys.stderr)
+                for processes in args.processes:
+                    result = _run_scenario(source, path, count, args.concurrency, processes)
+                    if result is None:
+                        return 1
+                    results.append(result)
+                    print(_line(result), file=sys.stderr)
         if args.e2e:
-            result = run_e2e(args.e2e, args.concurrency)
+            result = run_e2e(args.e2e, args.concurrency, args.processes[0])
             results.append(result)
             print(_line(result), file=sys.stderr)
             print(f"  moto rate by queue depth: {result['segments']}", file=sys.stderr)
@@ -395,9 +450,41 @@ def main(argv: list[str] | None = None) -> int:
     return 0 if all(r["ok"] for r in results) else 1
 
 
+def _run_scenario(
+    source: str, path: Path, keys: int, concurrency: int, processes: int
+) -> dict[str, Any] | None:
+    """One scenario in a fresh child process (so that its peak RSS is its own)."""
+    child = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "loadtest.backfill_bench",
+            "--child",
+            source,
+            "--input",
+            str(path),
+            "--keys",
+            str(keys),
+            "--concurrency",
+            str(concurrency),
+            "--processes",
+            str(processes),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if child.returncode != 0:
+        print(child.stderr, file=sys.stderr)
+        return None
+    result: dict[str, Any] = json.loads(child.stdout.strip().splitlines()[-1])
+    return result
+
+
 def _line(result: dict[str, Any]) -> str:
     rss = (
-        f"peak RSS {result['peak_rss_mb']:.0f} MB (VmHWM {result['vm_hwm_mb']:.0f} MB)"
+        f"peak RSS {result['peak_rss_mb']:.0f} MB in {len(result['peak_rss_mb_by_process'])} "
+        f"processes ({result['processes']} sending)"
         if "peak_rss_mb" in result
         else ""
     )

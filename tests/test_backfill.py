@@ -5,6 +5,7 @@ import csv
 import gzip
 import io
 import json
+import multiprocessing
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from urllib.parse import quote
@@ -155,16 +156,27 @@ def test_token_bucket_averages_the_rate_even_for_batches_above_the_burst() -> No
     assert bucket.reserve(1) == pytest.approx(0.2)
 
 
+def test_a_shared_token_bucket_limits_the_processes_together() -> None:
+    """Sender processes rebuild the bucket on the shared state: one rate for all of them."""
+    clock = FakeClock()
+    here = TokenBucket(rate=5, burst=10, clock=clock)
+    state = here.share(multiprocessing.get_context("spawn"))
+    there = TokenBucket(rate=5, burst=10, clock=clock, state=state)
+    assert here.reserve(10) == 0  # the burst, taken here
+    assert there.reserve(5) == pytest.approx(1.0)  # there, it is already spent
+    assert here.reserve(5) == pytest.approx(2.0)
+
+
 def test_tracker_commits_only_a_contiguous_prefix() -> None:
     tracker = Tracker({"line": 0})
     first, second, third = (tracker.open({"line": n}) for n in (10, 20, 30))
     for chunk in (first, second, third):
         tracker.add_unit(chunk)
         tracker.seal(chunk, listed=10, filtered=0)
-    tracker.unit_done(third, {"sent": 10})
-    tracker.unit_done(second, {"sent": 10})
+    tracker.unit_done(third.id, {"sent": 10})  # units carry ids: another process sends them
+    tracker.unit_done(second.id, {"sent": 10})
     assert tracker.position == {"line": 0}  # the first is still in flight: no gap allowed
-    tracker.unit_done(first, {"sent": 10})
+    tracker.unit_done(first.id, {"sent": 10})
     assert tracker.position == {"line": 30}
     assert tracker.committed["sent"] == 30 and tracker.committed["listed"] == 30
     unsealed = tracker.open({"line": 40})  # the producer stopped part-way through this chunk

@@ -76,7 +76,9 @@ def args_for(stack: Stack, *argv: str) -> argparse.Namespace:
     parser = argparse.ArgumentParser()
     command.add_arguments(parser)
     base = [f"s3://{stack.raw_bucket}", "--queue-url", stack.queue_url, "--no-progress", "--json"]
-    return parser.parse_args([*base, *argv] if not argv or argv[0] != "--bare" else argv[1:])
+    given = [*base, *argv] if not argv or argv[0] != "--bare" else list(argv[1:])
+    # moto is mocked in this process: a spawned sender process would not see it.
+    return parser.parse_args([*given, "--processes", "1"])
 
 
 def backfill(

@@ -104,18 +104,41 @@ def drain(endpoint: str, queue_url: str) -> Counter[str]:
         )
 
 
+def sender_processes(pid: int) -> list[int]:
+    """The spawned sender processes of a backfill (not multiprocessing's resource tracker)."""
+    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    return [
+        int(child)
+        for child in children
+        if b"spawn_main" in Path(f"/proc/{child}/cmdline").read_bytes()
+    ]
+
+
+def wait_gone(pids: list[int], timeout: float = 10) -> None:
+    deadline = time.monotonic() + timeout
+    while any(Path(f"/proc/{pid}").exists() for pid in pids):
+        assert time.monotonic() < deadline, f"sender processes {pids} outlived the backfill"
+        time.sleep(0.05)
+
+
+@pytest.mark.parametrize("processes", [1, 2])
 @pytest.mark.parametrize("how", [signal.SIGKILL, signal.SIGINT], ids=["sigkill", "ctrl-c"])
 def test_interrupted_backfill_resumes_without_gaps(
-    endpoint: str, tmp_path: Path, how: signal.Signals
+    endpoint: str, tmp_path: Path, how: signal.Signals, processes: int
 ) -> None:
-    bucket = f"resume-{how.name.lower()}"
+    bucket = f"resume-{how.name.lower()}-{processes}"
     queue_url = seed(endpoint, bucket)
     state = tmp_path / "state.json"
 
-    first = start(endpoint, bucket, queue_url, state, "--max-rate", "100")
+    first = start(
+        endpoint, bucket, queue_url, state, "--max-rate", "100", "--processes", str(processes)
+    )
     wait_for_progress(state, 60, first)
+    senders = sender_processes(first.pid)
+    assert len(senders) == processes - 1
     first.send_signal(how)
     out, err = first.communicate(timeout=30)
+    wait_gone(senders)  # a killed backfill leaves no orphan sender behind
     saved = json.loads(state.read_text())
     assert not saved["complete"] and saved["position"]["continuation_token"]
     assert 60 <= saved["counts"]["sent"] < len(KEYS)
@@ -127,7 +150,7 @@ def test_interrupted_backfill_resumes_without_gaps(
     else:
         assert first.returncode == -signal.SIGKILL
 
-    second = start(endpoint, bucket, queue_url, state)
+    second = start(endpoint, bucket, queue_url, state, "--processes", str(processes))
     out, err = second.communicate(timeout=60)
     assert second.returncode == 0, err
     summary = json.loads(out)
@@ -139,3 +162,27 @@ def test_interrupted_backfill_resumes_without_gaps(
     assert set(delivered) == set(KEYS)  # the union covers every key: no gap
     duplicates = sum(delivered.values()) - len(KEYS)
     assert duplicates < 100, duplicates  # only what was in flight around the saved position
+
+
+def test_a_sender_process_that_dies_stops_the_run_and_the_rerun_fills_the_gap(
+    endpoint: str, tmp_path: Path
+) -> None:
+    bucket = "resume-dead-sender"
+    queue_url = seed(endpoint, bucket)
+    state = tmp_path / "state.json"
+
+    first = start(endpoint, bucket, queue_url, state, "--max-rate", "100", "--processes", "2")
+    wait_for_progress(state, 60, first)
+    (sender,) = sender_processes(first.pid)
+    os.kill(sender, signal.SIGKILL)
+    out, err = first.communicate(timeout=30)
+    assert first.returncode == 1, err
+    summary = json.loads(out)
+    assert "backfill-sender-1 ended with exit code -9" in summary["error"]
+    assert not summary["complete"] and not json.loads(state.read_text())["complete"]
+
+    second = start(endpoint, bucket, queue_url, state, "--processes", "2")
+    out, err = second.communicate(timeout=60)
+    assert second.returncode == 0, err
+    assert json.loads(out)["complete"]
+    assert set(drain(endpoint, queue_url)) == set(KEYS)  # what the dead sender held is resent

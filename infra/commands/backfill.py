@@ -18,6 +18,7 @@ from types import FrameType
 from typing import Any
 
 from infra.backfill import (
+    MAX_DEFAULT_PROCESSES,
     Backfill,
     BackfillError,
     Filters,
@@ -26,6 +27,7 @@ from infra.backfill import (
     Summary,
     build_source,
     check_options,
+    default_processes,
     make_clients,
     parse_s3_url,
     parse_size,
@@ -130,7 +132,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     throughput = parser.add_argument_group("throughput and retries")
     throughput.add_argument(
-        "--concurrency", type=int, default=8, metavar="N", help="concurrent senders (default 8)"
+        "--concurrency",
+        type=int,
+        default=8,
+        metavar="N",
+        help="concurrent senders in all processes (default 8)",
+    )
+    throughput.add_argument(
+        "--processes",
+        type=int,
+        metavar="N",
+        default=default_processes(),
+        help="sender processes, this one included; --concurrency is split between them, "
+        "a --dry-run uses one "
+        f"(default: the CPUs, at most {MAX_DEFAULT_PROCESSES}: {default_processes()})",
     )
     throughput.add_argument(
         "--head-concurrency",
@@ -215,6 +230,7 @@ def options_from_args(args: argparse.Namespace) -> Options:
         table=args.table,
         concurrency=args.concurrency,
         head_concurrency=args.head_concurrency,
+        processes=args.processes,
         max_rate=args.max_rate,
         retries=max(0, args.retries),
         state_path=args.state,
@@ -236,11 +252,12 @@ def prepare(args: argparse.Namespace, clients: Any = None) -> Backfill:
         options.bucket = load_manifest(args.inventory, clients.s3).source_bucket
         if not options.bucket:
             raise BackfillError("the manifest names no sourceBucket; pass s3://BUCKET")
+    factory = None if clients else make_clients  # injected clients stay in this process
     clients = clients or make_clients(options)
     source = build_source(options, clients, from_file=args.from_file, inventory=args.inventory)
     check_options(options, source)
     preflight(options, clients)
-    return Backfill(options, source, clients)
+    return Backfill(options, source, clients, factory)
 
 
 def run(args: argparse.Namespace, clients: Any = None) -> int:
