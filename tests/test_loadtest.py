@@ -381,3 +381,33 @@ def test_target_from_cloudformation_outputs(monkeypatch: pytest.MonkeyPatch) -> 
         cloudformation.create_stack(StackName="bare", TemplateBody=json.dumps(bare))
         with pytest.raises(LookupError, match="RawBucketName"):
             target_from_stack("bare", "eu-west-1")
+
+
+def test_bench_summary_splits_large_photos_by_jpeg_coding() -> None:
+    """The ratios are medians of per-image pairs, per group; progressive JPEGs get their own
+    group because libjpeg's coefficient buffer bounds their peak RSS."""
+    from loadtest.bench import Sample, summarise
+
+    def pair(name: str, mp: float, progressive: bool, ms: float, rss: float) -> list[Sample]:
+        return [
+            Sample(name, mp, "imgpipe", ms, 1000, rss, 0.97, progressive),
+            Sample(name, mp, "naive", 3 * ms, 1000, 100.0, 0.97, progressive),
+        ]
+
+    samples = [
+        *pair("small.jpg", 4.0, False, 10, 50.0),
+        *pair("base.jpg", 12.0, False, 20, 20.0),
+        *pair("prog.jpg", 12.0, True, 30, 60.0),
+    ]
+    summary = summarise(samples, ["imgpipe", "naive"])
+    assert list(summary) == [
+        "all",
+        ">=8MP",
+        ">=8MP baseline JPEG and other formats",
+        ">=8MP progressive JPEG",
+    ]
+    assert summary[">=8MP baseline JPEG and other formats"]["ratios"]["rss_vs_naive"] == 0.2
+    assert summary[">=8MP progressive JPEG"]["ratios"]["rss_vs_naive"] == 0.6
+    assert summary[">=8MP"]["ratios"]["rss_vs_naive"] == 0.4  # the median of 0.2 and 0.6
+    assert summary["all"]["ratios"]["speedup_vs_naive"] == 3.0
+    assert summary[">=8MP progressive JPEG"]["strategies"]["imgpipe"]["images"] == 1
