@@ -36,14 +36,20 @@ class RunningStack:
 
 @contextmanager
 def imgpipe_up(
-    args: Sequence[str] = (), env: dict[str, str] | None = None
+    args: Sequence[str] = (),
+    env: dict[str, str] | None = None,
+    stop_with: signal.Signals = signal.SIGINT,
+    sigint_ignored: bool = False,
 ) -> Iterator[RunningStack]:
-    """Start `imgpipe up` on free ports; stop it with SIGINT (as Ctrl-C would) afterwards."""
+    """Start `imgpipe up` on free ports; stop it with SIGINT (as Ctrl-C would) afterwards.
+    ``sigint_ignored`` starts it as a shell starts a background job: with SIGINT ignored."""
     port, aws_port = free_port(), free_port()
     child_env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "IMGPIPE_"))}
     child_env.update(env or {})
+    launcher = ["bash", "-c", 'trap "" INT; exec "$@"', "launcher"] if sigint_ignored else []
     process = subprocess.Popen(
         [
+            *launcher,
             sys.executable,
             "-m",
             "infra.cli",
@@ -79,7 +85,7 @@ def imgpipe_up(
     try:
         yield stack
     finally:
-        process.send_signal(signal.SIGINT)
+        process.send_signal(stop_with)
         try:
             rest, _ = process.communicate(timeout=60)
         except subprocess.TimeoutExpired:
@@ -87,3 +93,4 @@ def imgpipe_up(
             rest, _ = process.communicate()
         output.append(rest)
         assert process.returncode == 0, "".join(output)
+        assert "stopping: finishing the batches in flight" in rest, "".join(output)

@@ -191,3 +191,16 @@ def test_backfill_on_the_embedded_stack(monkeypatch: pytest.MonkeyPatch) -> None
         assert tracker.pending == {}
         assert all(item["status"] == "PROCESSED" for item in tracker.items.values())
         assert set(tracker.items) == set(keys), "the .txt key is filtered out by suffix"
+
+
+@pytest.mark.parametrize(
+    ("stop_with", "sigint_ignored"),
+    [(signal.SIGTERM, False), (signal.SIGINT, True)],
+    ids=["sigterm", "ctrl-c-in-a-background-job"],
+)
+def test_up_stops_cleanly_on_sigterm_and_on_ctrl_c_even_as_a_background_job(
+    stop_with: signal.Signals, sigint_ignored: bool
+) -> None:
+    """The helper checks the clean stop: exit code 0 after "stopping: finishing the batches"."""
+    with imgpipe_up(["--workers", "1"], stop_with=stop_with, sigint_ignored=sigint_ignored) as up:
+        assert [worker["alive"] for worker in up.status()["workers"]] == [True]

@@ -1,8 +1,12 @@
-"""`imgpipe up`: the embedded stack, workers, HTTP API and upload page, until Ctrl-C."""
+"""`imgpipe up`: the embedded stack, workers, HTTP API and upload page, until Ctrl-C
+(or SIGTERM)."""
 
 import argparse
 import os
+import signal
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from infra.console import console, error_console
@@ -46,7 +50,7 @@ def run(args: argparse.Namespace) -> int:
     except OSError as exc:
         error_console.print(f"[red]error:[/] cannot listen on {origin}: {exc.strerror}")
         return 2
-    with local:
+    with local, stop_signals() as stop:  # handled before "up" is announced: no lost signal
         stack = local.resources
         thread = threading.Thread(target=server.serve_forever, name="http", daemon=True)
         thread.start()
@@ -61,10 +65,26 @@ def run(args: argparse.Namespace) -> int:
             f"  workers       {' '.join(map(str, local.pool.pids if local.pool else []))}"
         )
         try:
-            threading.Event().wait()
-        except KeyboardInterrupt:
+            while not stop.wait(0.5):  # a timed wait, so the handler always gets to run
+                pass
             error_console.print("stopping: finishing the batches in flight...")
         finally:
             server.shutdown()
             server.server_close()
     return 0
+
+
+@contextmanager
+def stop_signals() -> Iterator[threading.Event]:
+    """An event that SIGINT (Ctrl-C) or SIGTERM sets. Both are handled explicitly: a process
+    manager stops with SIGTERM, and a shell starts background jobs with SIGINT ignored, which
+    Python would otherwise keep."""
+    stop = threading.Event()
+    previous = {
+        sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)
+    }
+    try:
+        yield stop
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
