@@ -13,12 +13,12 @@ from __future__ import annotations
 import os
 import signal
 import threading
-import time
 from concurrent.futures import ThreadPoolExecutor
 from queue import Empty
 from typing import TYPE_CHECKING, Any
 
 from infra.backfill import Counts, Options, Sender, TokenBucket, describe_error
+from infra.shared_flag import SharedFlag
 
 if TYPE_CHECKING:
     from multiprocessing.context import SpawnProcess
@@ -26,30 +26,6 @@ if TYPE_CHECKING:
     from infra.backfill import Backfill, ClientFactory
 
 POLL_S = 0.2
-FLAG_POLL_S = 0.05
-
-
-class SharedFlag:
-    """A stop flag in shared memory, polled. ``multiprocessing.Event`` is not used: its
-    ``set()`` waits for every waiter to wake, and a killed sender never does."""
-
-    def __init__(self, context: Any) -> None:
-        self._value = context.RawValue("b", 0)
-
-    def is_set(self) -> bool:
-        return bool(self._value.value)
-
-    def set(self) -> None:
-        self._value.value = 1
-
-    def wait(self, timeout: float | None = None) -> bool:
-        deadline = None if timeout is None else time.monotonic() + timeout
-        while not self._value.value:
-            left = FLAG_POLL_S if deadline is None else deadline - time.monotonic()
-            if left <= 0:
-                return False
-            time.sleep(min(FLAG_POLL_S, left))
-        return True
 
 
 class SenderProcesses:

@@ -16,8 +16,9 @@ import time
 import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from multiprocessing.synchronize import Event
 from typing import Any
+
+from infra.shared_flag import SharedFlag
 
 log = logging.getLogger("imgpipe.poller")
 
@@ -98,7 +99,9 @@ def delete_succeeded(
 READY, ACKED, RETRIED = 0, 1, 2
 
 
-def worker_main(config: PollerConfig, stop: Event, counters: Any, busy: Any, slot: int) -> None:
+def worker_main(
+    config: PollerConfig, stop: SharedFlag, counters: Any, busy: Any, slot: int
+) -> None:
     """One worker process: poll, invoke, delete, until ``stop`` is set."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when to stop
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
@@ -141,7 +144,7 @@ class WorkerPool:
         self.config = config
         self.size = max(1, processes)
         self._context = multiprocessing.get_context("spawn")
-        self._stop = self._context.Event()
+        self._stop = SharedFlag(self._context)  # set from a SIGTERM handler too
         self.counters = self._context.Array("l", 3)  # READY, ACKED, RETRIED
         self.busy = self._context.Array("l", self.size)  # messages in each worker's batch
         self.workers: list[multiprocessing.process.BaseProcess] = []
