@@ -2,6 +2,7 @@
 server, is killed (SIGKILL) or interrupted (SIGINT) mid-run, and a rerun with the same
 --state must leave no key out."""
 
+import hashlib
 import json
 import logging
 import os
@@ -186,3 +187,40 @@ def test_a_sender_process_that_dies_stops_the_run_and_the_rerun_fills_the_gap(
     assert second.returncode == 0, err
     assert json.loads(out)["complete"]
     assert set(drain(endpoint, queue_url)) == set(KEYS)  # what the dead sender held is resent
+
+
+def test_sender_processes_head_and_skip_processed_like_one_process(
+    endpoint: str, tmp_path: Path
+) -> None:
+    """--from-file makes the senders HeadObject every key and --skip-processed makes them read
+    the table: both happen in the spawned senders too, and the counts add up across them."""
+    bucket = "multi-head-skip"
+    queue_url = seed(endpoint, bucket)
+    table = "multi-head-skip-images"
+    dynamodb = client(endpoint, "dynamodb")
+    dynamodb.create_table(
+        TableName=table,
+        KeySchema=[{"AttributeName": "image_id", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "image_id", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    etag = hashlib.md5(b"x").hexdigest()  # what seed() uploaded
+    processed = KEYS[::5]
+    for key in processed:
+        item = {"image_id": f"{bucket}/{key}", "status": "PROCESSED", "etag": etag}
+        dynamodb.put_item(TableName=table, Item={k: {"S": v} for k, v in item.items()})
+    missing = [f"photos/gone/{n}.jpg" for n in range(5)]
+    keys_file = tmp_path / "keys.txt"
+    keys_file.write_text("".join(f"{key}\n" for key in [*KEYS, *missing]), encoding="utf-8")
+
+    run = start(endpoint, bucket, queue_url, tmp_path / "state.json",
+                "--from-file", str(keys_file), "--skip-processed", "--table", table,
+                "--processes", "2", "--max-rate", "150")  # fmt: skip
+    out, err = run.communicate(timeout=120)
+    assert run.returncode == 0, err
+    counts = json.loads(out)["counts"]
+    assert counts["listed"] == len(KEYS) + len(missing) and counts["missing"] == len(missing)
+    assert counts["skipped_processed"] == len(processed)
+    assert counts["sent"] == len(KEYS) - len(processed) and counts["failed"] == 0
+    delivered = drain(endpoint, queue_url)
+    assert set(delivered) == set(KEYS) - set(processed)
