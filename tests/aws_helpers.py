@@ -88,3 +88,21 @@ def error_response(code: str, status: int) -> Callable[..., AWSResponse]:
         return s3_error(request.url, code, status)
 
     return hook
+
+
+def drain_bodies(sqs: Any, queue_url: str) -> list[str]:
+    """Receive and delete everything on the queue; the message bodies."""
+    bodies: list[str] = []
+    while True:
+        messages = sqs.receive_message(
+            QueueUrl=queue_url, MaxNumberOfMessages=10, VisibilityTimeout=600, WaitTimeSeconds=0
+        ).get("Messages", [])
+        if not messages:
+            return bodies
+        bodies.extend(m["Body"] for m in messages)
+        sqs.delete_message_batch(
+            QueueUrl=queue_url,
+            Entries=[
+                {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(messages)
+            ],
+        )

@@ -14,7 +14,12 @@ from urllib.parse import quote
 
 import boto3
 import pytest
-from aws_helpers import context, receive_event, stack_fixture  # noqa: F401  (the `stack` fixture)
+from aws_helpers import (  # noqa: F401  (the `stack` fixture)
+    context,
+    drain_bodies,
+    receive_event,
+    stack_fixture,
+)
 from botocore.awsrequest import AWSResponse
 
 import handlers.process
@@ -51,21 +56,7 @@ def put(stack: Stack, key: str, body: bytes = JPEG) -> str:
 
 
 def drain(queue_url: str) -> list[str]:
-    sqs = boto3.client("sqs")
-    bodies: list[str] = []
-    while True:
-        messages = sqs.receive_message(
-            QueueUrl=queue_url, MaxNumberOfMessages=10, VisibilityTimeout=600, WaitTimeSeconds=0
-        ).get("Messages", [])
-        if not messages:
-            return bodies
-        bodies.extend(m["Body"] for m in messages)
-        sqs.delete_message_batch(
-            QueueUrl=queue_url,
-            Entries=[
-                {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(messages)
-            ],
-        )
+    return drain_bodies(boto3.client("sqs"), queue_url)
 
 
 def sent_keys(bodies: list[str]) -> list[str]:
@@ -98,6 +89,15 @@ def accounted(summary: dict[str, Any]) -> None:
     for counts in (summary["counts"], summary["this_run"]):
         outcomes = ("filtered", "skipped_processed", "missing", "sent", "failed")
         assert counts["listed"] == sum(counts[name] for name in outcomes), counts
+
+
+def call_error(url: str, code: str, status: int) -> tuple[AWSResponse, dict[str, Any]]:
+    """A ``before-call`` answer: the call fails with ``code`` before any request is made."""
+    parsed = {
+        "Error": {"Code": code, "Message": "injected"},
+        "ResponseMetadata": {"HTTPStatusCode": status},
+    }
+    return AWSResponse(url, status, {}, None), parsed
 
 
 def clients_for(stack: Stack, tmp_path: Path, **options: Any) -> Clients:
@@ -382,9 +382,7 @@ def test_failed_calls_are_retried(
         calls["n"] += 1
         if calls["n"] > 2:
             return None
-        error = {"Code": "RequestThrottled", "Message": "injected"}
-        parsed = {"Error": error, "ResponseMetadata": {"HTTPStatusCode": 400}}
-        return AWSResponse(quiet.queue_url, 400, {}, None), parsed
+        return call_error(quiet.queue_url, "RequestThrottled", 400)
 
     clients.sqs.meta.events.register("before-call.sqs.SendMessageBatch", throttle)
     code, summary = backfill(capsys, quiet, "--concurrency", "1", clients=clients)
@@ -525,9 +523,7 @@ def test_an_error_no_retry_fixes_stops_the_run_instead_of_failing_every_key(
     clients = clients_for(quiet, tmp_path)
 
     def denied(**_: Any) -> tuple[AWSResponse, dict[str, Any]]:
-        error = {"Code": "AccessDenied", "Message": "injected"}
-        parsed = {"Error": error, "ResponseMetadata": {"HTTPStatusCode": 403}}
-        return AWSResponse(quiet.queue_url, 403, {}, None), parsed
+        return call_error(quiet.queue_url, "AccessDenied", 403)
 
     clients.sqs.meta.events.register("before-call.sqs.SendMessageBatch", denied)
     state = tmp_path / "state.json"

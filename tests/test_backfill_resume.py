@@ -18,6 +18,7 @@ from typing import Any
 
 import boto3
 import pytest
+from aws_helpers import drain_bodies
 from moto.server import ThreadedMotoServer
 
 from core.events import parse_body
@@ -88,21 +89,8 @@ def wait_for_progress(state: Path, sent: int, process: Any, timeout: float = 30)
 
 
 def drain(endpoint: str, queue_url: str) -> Counter[str]:
-    sqs = client(endpoint, "sqs")
-    keys: Counter[str] = Counter()
-    while True:
-        messages = sqs.receive_message(
-            QueueUrl=queue_url, MaxNumberOfMessages=10, VisibilityTimeout=600, WaitTimeSeconds=0
-        ).get("Messages", [])
-        if not messages:
-            return keys
-        keys.update(source.key for m in messages for source in parse_body(m["Body"]))
-        sqs.delete_message_batch(
-            QueueUrl=queue_url,
-            Entries=[
-                {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(messages)
-            ],
-        )
+    bodies = drain_bodies(client(endpoint, "sqs"), queue_url)
+    return Counter(source.key for body in bodies for source in parse_body(body))
 
 
 def sender_processes(pid: int) -> list[int]:
