@@ -37,7 +37,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 from queue import Empty, Full, Queue
@@ -1170,13 +1170,13 @@ class Backfill:
         clients: Clients,
         client_factory: ClientFactory | None = None,
     ) -> None:
-        self.options = options
+        processes = max(1, options.processes) if client_factory and not options.dry_run else 1
+        # The processes that will really run: the thread shares (``Options.share``) follow it.
+        self.options = options = replace(options, processes=processes)
         self.source = source
-        self.clients = clients
         self.client_factory = client_factory
-        self.processes = max(1, options.processes) if client_factory and not options.dry_run else 1
-        # Only the run loop touches the workers' (multiprocessing) flags: a signal handler
-        # that took their lock while the main thread held it would deadlock.
+        # Events for this process's threads (cheap to wait on); the run loop passes a stop on
+        # to the sender processes' shared flags.
         self._stop = threading.Event()
         self._abort = threading.Event()
         self.bucket_limit = TokenBucket(options.max_rate) if options.max_rate else None
@@ -1223,16 +1223,16 @@ class Backfill:
             return self._summary(complete=True, interrupted=False)
         opts = self.options
         local_senders = opts.share(opts.concurrency)
-        all_senders = local_senders * self.processes
+        all_senders = local_senders * opts.processes
         queue_size = opts.queue_units or 2 * all_senders
         workers = None
         work: WorkQueue
-        if self.processes > 1:
+        if opts.processes > 1:
             from infra.backfill_workers import SenderProcesses
 
             assert self.client_factory is not None
             workers = SenderProcesses(
-                self, self.client_factory, self.processes - 1, local_senders, queue_size
+                self, self.client_factory, opts.processes - 1, local_senders, queue_size
             )
             work = workers.work
         else:
