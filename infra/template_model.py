@@ -90,13 +90,24 @@ _SUB_VAR = re.compile(r"\$\{([^}!]+)\}")
 class Evaluator:
     """Resolve intrinsics for one set of parameter values.
 
-    ``Ref`` to a parameter gives its value; ``Ref`` to a bucket gives its (resolved)
-    ``BucketName`` when set; any other resource reference or ``GetAtt`` gives a placeholder
-    ``"<Logical>"`` / ``"<Logical.Attr>"``, so identity comparisons stay meaningful.
+    ``Ref`` to a parameter gives its value. ``physical`` gives what CloudFormation would:
+    ``{"JobsQueue": url, "JobsQueue.Arn": arn, ...}`` for ``Ref`` and ``GetAtt`` of resources
+    that exist (the local stack passes the ones it created). Without an entry, ``Ref`` to a
+    bucket gives its (resolved) ``BucketName`` when set, and any other resource reference or
+    ``GetAtt`` a placeholder ``"<Logical>"`` / ``"<Logical.Attr>"``, so identity comparisons
+    stay meaningful. ``pseudo`` overrides pseudo parameters such as ``AWS::Region``.
     """
 
-    def __init__(self, template: Template, parameters: Mapping[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        template: Template,
+        parameters: Mapping[str, Any] | None = None,
+        physical: Mapping[str, str] | None = None,
+        pseudo: Mapping[str, str] | None = None,
+    ) -> None:
         self.template = template
+        self.physical = dict(physical or {})
+        self.pseudo = {**PSEUDO_PARAMETERS, **(pseudo or {})}
         self.params: dict[str, Any] = {}
         for name, spec in (template.get("Parameters") or {}).items():
             value = (parameters or {}).get(name, spec.get("Default"))
@@ -117,8 +128,10 @@ class Evaluator:
             return NO_VALUE
         if name in self.params:
             return self.params[name]
-        if name in PSEUDO_PARAMETERS:
-            return PSEUDO_PARAMETERS[name]
+        if name in self.pseudo:
+            return self.pseudo[name]
+        if name in self.physical:
+            return self.physical[name]
         resource = (self.template.get("Resources") or {}).get(name)
         if resource is None:
             raise KeyError(f"unresolved Ref {name!r}")
@@ -134,7 +147,7 @@ class Evaluator:
             if var in variables:
                 return str(variables[var])
             if "." in var:
-                return f"<{var}>"
+                return self.physical.get(var, f"<{var}>")
             return str(self.ref(var))
 
         return _SUB_VAR.sub(replace, text)
@@ -153,7 +166,8 @@ class Evaluator:
                 return self.condition(arg)
             if key == "Fn::GetAtt":
                 parts = arg.split(".", 1) if isinstance(arg, str) else arg
-                return f"<{parts[0]}.{parts[1]}>"
+                attribute = f"{parts[0]}.{parts[1]}"
+                return self.physical.get(attribute, f"<{attribute}>")
             if key == "Fn::Sub":
                 if isinstance(arg, str):
                     return self._sub(arg, {})
@@ -317,6 +331,7 @@ OPTIONAL_PARAMETER_SAMPLES: dict[str, str] = {
     "Workers": "2",
     "ProcessedExpireDays": "365",
     "RawExpireDays": "0",
+    "BackfillSourceBuckets": "legacy-photos,archive.example.com",
 }
 
 

@@ -172,18 +172,15 @@ def test_contract_shape(template: dict[str, Any]) -> None:
             "IMGPIPE_QUEUE_URL",
             "IMGPIPE_RENDITIONS",
             "IMGPIPE_CDN_DOMAIN",
-            "IMGPIPE_CORS_ORIGINS",
         ):
             assert var in fn["Environment"]["Variables"]
     assert process["ImageConfig"]["Command"] == ["handlers.process.handler"]
     assert api["ImageConfig"]["Command"] == ["handlers.api.handler"]
     routes = {(e["Properties"]["Method"], e["Properties"]["Path"]) for e in api["Events"].values()}
-    assert routes == {
-        ("POST", "/uploads"),
-        ("GET", "/images/{image_id}"),
-        ("POST", "/process"),
-        ("GET", "/config"),
-    }
+    assert routes == {("POST", "/uploads"), ("GET", "/images/{image_id+}"), ("GET", "/config")}
+    assert "ProcessNowRoute" not in res  # POST /process exists only with OnDemandProcessing
+    on_demand = tm.Evaluator(template, {"OnDemandProcessing": "true"}).resources()
+    assert on_demand["ProcessNowRoute"]["Properties"]["RouteKey"] == "POST /process"
     table = res["ImagesTable"]["Properties"]
     assert table["BillingMode"] == "PAY_PER_REQUEST"
     assert table["KeySchema"] == [{"AttributeName": "image_id", "KeyType": "HASH"}]
@@ -398,3 +395,44 @@ def test_broken_invariant_is_reported(
     violations = tm.check_invariants(broken)
     assert any(v.startswith(f"{invariant}: ") for v in violations), violations
     assert tm.check_invariants(template) == []  # the fixture itself was not touched
+
+
+def _resolved_statements(resources: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    policy = resources["ProcessFunctionRole"]["Properties"]["Policies"][0]["PolicyDocument"]
+    return {statement["Sid"]: statement for statement in policy["Statement"]}
+
+
+def test_backfill_source_buckets_grant_exactly_those_buckets(template: dict[str, Any]) -> None:
+    assert not {"ReadBackfillSources", "ListBackfillSourcesSoMissingKeysAre404"} & set(
+        _resolved_statements(tm.Evaluator(template).resources())
+    )
+    params = {"BackfillSourceBuckets": "legacy-photos,archive.example.com"}
+    resources = tm.Evaluator(template, params).resources()
+    statements = _resolved_statements(resources)
+    assert statements["ReadBackfillSources"]["Action"] == "s3:GetObject"
+    assert statements["ReadBackfillSources"]["Resource"] == [
+        "arn:aws:s3:::legacy-photos/*",
+        "arn:aws:s3:::archive.example.com/*",
+    ]
+    assert statements["ListBackfillSourcesSoMissingKeysAre404"]["Resource"] == [
+        "arn:aws:s3:::legacy-photos",
+        "arn:aws:s3:::archive.example.com",
+    ]
+    assert "DecryptBackfillSourcesThroughS3" not in statements
+    tags = {t["Key"]: t["Value"] for t in resources["JobsQueue"]["Properties"]["Tags"]}
+    assert tags["imgpipe:backfill-source-buckets"] == "legacy-photos archive.example.com"
+    assert tags["imgpipe:raw-bucket"] == resources["RawBucket"]["Properties"]["BucketName"]
+
+
+def test_backfill_sources_with_a_kms_key_decrypt_only_through_s3(template: dict[str, Any]) -> None:
+    params = {
+        "BackfillSourceBuckets": "legacy-photos",
+        "KmsKeyArn": tm.OPTIONAL_PARAMETER_SAMPLES["KmsKeyArn"],
+    }
+    statement = _resolved_statements(tm.Evaluator(template, params).resources())[
+        "DecryptBackfillSourcesThroughS3"
+    ]
+    assert statement["Action"] == "kms:Decrypt"
+    assert statement["Condition"] == {
+        "StringEquals": {"kms:ViaService": "s3.us-east-1.amazonaws.com"}
+    }
