@@ -13,10 +13,13 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
-from core.errors import Rejected, Skipped, Transient
+from core.errors import AccessDenied, Rejected, Skipped, Transient
 
 _MISSING = frozenset({"NoSuchKey", "404", "NotFound"})
 _STALE = frozenset({"PreconditionFailed", "412"})
+# By code, not by status: S3's other 403s (``InvalidObjectState``, ``RequestTimeTooSkewed``,
+# ``SignatureDoesNotMatch``) are no verdict on the object. A HEAD has no body, hence "403".
+_DENIED = frozenset({"AccessDenied", "403", "AccessDeniedException"})
 
 
 def client_config(pool_size: int) -> Config:
@@ -31,8 +34,33 @@ def client_config(pool_size: int) -> Config:
     )
 
 
+# SigV4 for every S3 request, presigned POSTs and GETs included (botocore would otherwise
+# presign with SigV2 in some regions, which newer buckets and SSE-KMS refuse), and regional
+# virtual-hosted URLs (``bucket.s3.REGION.amazonaws.com``; us-east-1 too). An IP endpoint, such
+# as the local moto server, gets path-style URLs from botocore by itself.
+S3_SIGNING = Config(
+    signature_version="s3v4",
+    s3={"addressing_style": "virtual", "us_east_1_regional_endpoint": "regional"},
+)
+
+
 def error_code(exc: ClientError) -> str:
     return str(exc.response.get("Error", {}).get("Code", ""))
+
+
+def _source_denied(bucket: str, key: str) -> Rejected:
+    """A source this function may not read: no retry grants the permission."""
+    return Rejected(
+        "access_denied",
+        f"the process role may not read s3://{bucket}/{key}: "
+        "grant it with the template parameter BackfillSourceBuckets",
+    )
+
+
+def _transient(what: str, exc: ClientError) -> Transient:
+    """A failed call on the pipeline's own resources is retried; AccessDenied marks IAM's."""
+    code = error_code(exc)
+    return (AccessDenied if code in _DENIED else Transient)(f"{what}: {code}")
 
 
 class S3Storage:
@@ -58,6 +86,8 @@ class S3Storage:
                 raise Skipped("source_missing", f"s3://{bucket}/{key}") from exc
             if code in _STALE:
                 raise Skipped("stale", f"s3://{bucket}/{key} no longer has ETag {etag}") from exc
+            if code in _DENIED:
+                raise _source_denied(bucket, key) from exc
             raise Transient(f"GetObject s3://{bucket}/{key}: {code}") from exc
         except BotoCoreError as exc:
             raise Transient(f"GetObject s3://{bucket}/{key}: {exc}") from exc
@@ -76,7 +106,7 @@ class S3Storage:
                 Metadata={name: quote(value, safe="/") for name, value in metadata.items()},
             )
         except ClientError as exc:
-            raise Transient(f"PutObject s3://{bucket}/{key}: {error_code(exc)}") from exc
+            raise _transient(f"PutObject s3://{bucket}/{key}", exc) from exc
         except BotoCoreError as exc:
             raise Transient(f"PutObject s3://{bucket}/{key}: {exc}") from exc
 
@@ -86,6 +116,8 @@ class S3Storage:
         except ClientError as exc:
             if error_code(exc) in _MISSING:
                 return None
+            if error_code(exc) in _DENIED:
+                raise _source_denied(bucket, key) from exc
             raise Transient(f"HeadObject s3://{bucket}/{key}: {error_code(exc)}") from exc
 
     def presigned_post(
@@ -93,15 +125,16 @@ class S3Storage:
         bucket: str,
         key: str,
         content_type: str,
-        max_bytes: int,
+        size: int,
         expires_in: int,
     ) -> dict[str, Any]:
-        """A browser upload limited to exactly this key, type and size range."""
+        """A browser upload of exactly this key, type and size (in bytes): S3 refuses any
+        other with ``EntityTooLarge``/``EntityTooSmall`` or a failed policy condition."""
         conditions: Sequence[Any] = [
             {"bucket": bucket},
             {"key": key},
             {"Content-Type": content_type},
-            ["content-length-range", 1, max_bytes],
+            ["content-length-range", size, size],
         ]
         return dict(
             self.client.generate_presigned_post(
@@ -130,7 +163,9 @@ class DynamoCatalog:
     def get(self, image_id: str) -> Mapping[str, Any] | None:
         try:
             item = self.table.get_item(Key={"image_id": image_id}, ConsistentRead=True).get("Item")
-        except (ClientError, BotoCoreError) as exc:
+        except ClientError as exc:
+            raise _transient(f"GetItem {image_id}", exc) from exc
+        except BotoCoreError as exc:
             raise Transient(f"GetItem {image_id}: {exc}") from exc
         return from_dynamo(item) if item else None
 
@@ -144,7 +179,7 @@ class DynamoCatalog:
         except ClientError as exc:
             if error_code(exc) == "ConditionalCheckFailedException":
                 return False
-            raise Transient(f"PutItem {item['image_id']}: {error_code(exc)}") from exc
+            raise _transient(f"PutItem {item['image_id']}", exc) from exc
         except BotoCoreError as exc:
             raise Transient(f"PutItem {item['image_id']}: {exc}") from exc
         return True
@@ -172,8 +207,12 @@ def from_dynamo(value: Any) -> Any:
     return value
 
 
-def s3_client(pool_size: int = 10) -> Any:
-    return boto3.client("s3", config=client_config(pool_size))
+def s3_client(pool_size: int = 10, session: Any = None, region: str | None = None) -> Any:
+    """An S3 client signed with SigV4 and addressed per :data:`S3_SIGNING`."""
+    factory = session or boto3
+    return factory.client(
+        "s3", region_name=region, config=client_config(pool_size).merge(S3_SIGNING)
+    )
 
 
 def images_table(name: str, pool_size: int = 10) -> Any:

@@ -2,12 +2,20 @@
 
 from typing import Final
 
-from core.imaging.errors import REJECT_REASONS, ImageRejected
+from core.imaging.errors import REJECT_REASONS as ENGINE_REJECT_REASONS
+from core.imaging.errors import ImageRejected
 
+# Every reason an image is recorded FAILED with: the engine's, and the one only storage finds.
+REJECT_REASONS: Final = (*ENGINE_REJECT_REASONS, "access_denied")
 SKIP_REASONS: Final = ("source_missing", "stale", "duplicate")
 
-# A rejected image is written as FAILED and its message is acknowledged.
-Rejected = ImageRejected
+
+class Rejected(ImageRejected):
+    """A permanent failure found outside the engine (the event's size, a source this function
+    may not read): written as FAILED, message acknowledged. The engine raises the base class,
+    so ``except ImageRejected`` catches both."""
+
+    reasons = REJECT_REASONS
 
 
 class Skipped(Exception):
@@ -25,4 +33,17 @@ class Transient(Exception):
     """A failure worth retrying: the message goes back to the queue (and to the DLQ after 5)."""
 
 
-__all__ = ["REJECT_REASONS", "SKIP_REASONS", "Rejected", "Skipped", "Transient"]
+class AccessDenied(Transient):
+    """IAM refused a write, or a read of the pipeline's own table. Still transient for the
+    queue, so a misconfigured role alarms through the DLQ instead of failing every image; the
+    HTTP API answers it with 403."""
+
+
+__all__ = [
+    "REJECT_REASONS",
+    "SKIP_REASONS",
+    "AccessDenied",
+    "Rejected",
+    "Skipped",
+    "Transient",
+]

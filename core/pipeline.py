@@ -13,13 +13,14 @@ from typing import Any, Protocol
 
 from core.errors import Rejected, Skipped
 from core.events import SourceObject, iso_ms
-from core.imaging import RenderResult, render
+from core.imaging import ImageRejected, RenderResult, render
 from core.settings import Settings
 
 
 class Storage(Protocol):
     def get(self, bucket: str, key: str, etag: str, max_bytes: int) -> bytes:
-        """The object's bytes if its ETag still matches; Skipped(stale|source_missing) if not."""
+        """The object's bytes if its ETag still matches; Skipped(stale|source_missing) if not,
+        Rejected(access_denied) when this function may not read it."""
 
     def put(
         self, bucket: str, key: str, data: bytes, content_type: str, metadata: Mapping[str, str]
@@ -49,9 +50,17 @@ class Outcome:
         return float(sum(float(v) for v in timings.values()))
 
 
-def output_key(rendition: str, source_key: str, extension: str) -> str:
-    """Deterministic, so a retry overwrites its own output and never adds more."""
-    return f"{rendition}/{source_key}.{extension}"
+def output_key(
+    rendition: str, source_key: str, extension: str, *, bucket: str, raw_bucket: str
+) -> str:
+    """Deterministic, so a retry overwrites its own output and never adds more.
+
+    A source outside the raw bucket gets ``{rendition}@{bucket}/...``: rendition names hold no
+    ``@`` and bucket names no ``/``, so the first segment tells every source bucket apart and
+    no two sources ever share an output key.
+    """
+    folder = rendition if bucket == raw_bucket else f"{rendition}@{bucket}"
+    return f"{folder}/{source_key}.{extension}"
 
 
 def process_source(
@@ -83,12 +92,12 @@ def process_source(
         result = render(data, settings.renditions, settings.limits)
     except Skipped as skip:
         return Outcome(source, "SKIPPED", skip.reason)
-    except Rejected as rejection:
+    except ImageRejected as rejection:  # the engine's, and Rejected from storage
         item = {**base, "status": "FAILED", "reason": rejection.reason, "detail": rejection.detail}
         item["finished_at"] = iso_ms(now())
         return _record(catalog, Outcome(source, "FAILED", rejection.reason, item))
     store_started = time.perf_counter()
-    renditions = _store(source, result, settings.output_bucket, storage)
+    renditions = _store(source, result, settings, storage)
     item = {
         **base,
         "status": "PROCESSED",
@@ -121,7 +130,7 @@ def _base_item(source: SourceObject, started_at: str, attempts: int) -> dict[str
 
 
 def _store(
-    source: SourceObject, result: RenderResult, bucket: str, storage: Storage
+    source: SourceObject, result: RenderResult, settings: Settings, storage: Storage
 ) -> list[dict[str, Any]]:
     metadata = {
         "source-bucket": source.bucket,
@@ -130,8 +139,14 @@ def _store(
     }
     renditions = []
     for rendition in result.renditions:
-        key = output_key(rendition.name, source.key, rendition.extension)
-        storage.put(bucket, key, rendition.data, rendition.content_type, metadata)
+        key = output_key(
+            rendition.name,
+            source.key,
+            rendition.extension,
+            bucket=source.bucket,
+            raw_bucket=settings.raw_bucket,
+        )
+        storage.put(settings.output_bucket, key, rendition.data, rendition.content_type, metadata)
         renditions.append(
             {
                 "name": rendition.name,

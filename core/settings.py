@@ -23,8 +23,14 @@ class Settings:
     max_pixels: int
     workers: int
     cdn_domain: str
-    cors_origins: tuple[str, ...]
     safety_margin_ms: int = 10_000
+
+    @property
+    def cdn_url(self) -> str:
+        """The CDN's base URL: ``https://{IMGPIPE_CDN_DOMAIN}``, or the value itself when it
+        names a scheme (the local stack's CloudFront stand-in is plain HTTP on loopback)."""
+        domain = self.cdn_domain.rstrip("/")
+        return domain if "://" in domain else f"https://{domain}"
 
     @property
     def limits(self) -> Limits:
@@ -43,7 +49,6 @@ class Settings:
             max_pixels=_positive_int(env, "IMGPIPE_MAX_PIXELS", 50_000_000),
             workers=_positive_int(env, "IMGPIPE_WORKERS", os.cpu_count() or 1),
             cdn_domain=env.get("IMGPIPE_CDN_DOMAIN", ""),
-            cors_origins=parse_origins(env.get("IMGPIPE_CORS_ORIGINS", "")),
             safety_margin_ms=_positive_int(env, "IMGPIPE_SAFETY_MARGIN_MS", 10_000),
         )
 
@@ -61,11 +66,6 @@ class Settings:
         missing = [f"IMGPIPE_{n.upper()}" for n in names if not getattr(self, n)]
         if missing:
             raise SettingsError(f"missing setting(s): {', '.join(missing)}")
-
-
-def parse_origins(text: str) -> tuple[str, ...]:
-    """``IMGPIPE_CORS_ORIGINS``: a comma-separated list of exact origins."""
-    return tuple(origin.strip() for origin in text.split(",") if origin.strip())
 
 
 def _positive_int(env: Mapping[str, str], name: str, default: int) -> int:

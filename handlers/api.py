@@ -1,19 +1,20 @@
 """The HTTP API (API Gateway HTTP API, payload v2) on Powertools' event handler.
 
-Routes: ``POST /uploads`` (a presigned POST), ``GET /images/{image_id}`` (the table item with
+Routes: ``POST /uploads`` (a presigned POST), ``GET /images/{image_id+}`` (the table item with
 rendition URLs), ``POST /process`` (synchronous, on-demand processing) and ``GET /config``.
+CORS is API Gateway's (the template's CorsConfiguration): it ignores an integration's own
+CORS headers, so the handler sends none.
 """
 
-import os
 import re
 import unicodedata
 import uuid
 from functools import cache
-from typing import Any
-from urllib.parse import unquote
+from typing import Any, NoReturn
+from urllib.parse import quote
 
 from aws_lambda_powertools import Logger
-from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, CORSConfig
+from aws_lambda_powertools.event_handler import APIGatewayHttpResolver
 from aws_lambda_powertools.event_handler.exceptions import (
     BadRequestError,
     ForbiddenError,
@@ -22,9 +23,10 @@ from aws_lambda_powertools.event_handler.exceptions import (
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from core.aws import DynamoCatalog, S3Storage, images_table, s3_client
+from core.errors import AccessDenied, Rejected
 from core.events import SourceObject, iso_ms
 from core.pipeline import process_source
-from core.settings import Settings, parse_origins
+from core.settings import Settings
 
 CONTENT_TYPES = (
     "image/jpeg",
@@ -56,14 +58,15 @@ def runtime() -> Runtime:
     return Runtime(Settings.from_env())
 
 
-def _cors() -> CORSConfig | None:
-    origins = parse_origins(os.environ.get("IMGPIPE_CORS_ORIGINS", ""))
-    if not origins:
-        return None
-    return CORSConfig(allow_origin=origins[0], extra_origins=list(origins[1:]), max_age=600)
+app = APIGatewayHttpResolver()
 
 
-app = APIGatewayHttpResolver(cors=_cors())
+def _access_denied(exc: AccessDenied) -> NoReturn:
+    """IAM refused one of this function's calls: the caller hears 403, not a 500."""
+    raise ForbiddenError(f"the API function was denied {exc}") from exc
+
+
+app.exception_handler(AccessDenied)(_access_denied)  # registered by call: the decorator is untyped
 
 
 def sanitise_filename(name: str) -> str:
@@ -99,7 +102,7 @@ def create_upload() -> dict[str, Any]:
         raise BadRequestError(f"size: {size} bytes exceeds the limit of {settings.max_bytes}")
     key = f"uploads/{uuid.uuid4().hex}/{sanitise_filename(filename)}"
     post = runtime().storage.presigned_post(
-        settings.raw_bucket, key, content_type, settings.max_bytes, UPLOAD_EXPIRY_S
+        settings.raw_bucket, key, content_type, size, UPLOAD_EXPIRY_S
     )
     return {
         "url": post["url"],
@@ -110,10 +113,14 @@ def create_upload() -> dict[str, Any]:
     }
 
 
-@app.get("/images/.+")  # image ids hold slashes: "{bucket}/{key}", sent encoded or not
+@app.get("/images/.+")  # the greedy /images/{image_id+}: ids are "{bucket}/{key}"
 def get_image() -> dict[str, Any]:
     rt = runtime()
-    image_id = unquote(app.current_event.path.removeprefix("/images/"))
+    # API Gateway passes the matched id already decoded; decoding again would corrupt keys
+    # that hold "%".
+    image_id = app.current_event.path_parameters.get("image_id")
+    if not image_id:
+        raise NotFoundError("no image id in the path")
     item = rt.catalog.get(image_id)
     if item is None:
         raise NotFoundError(f"no image {image_id!r}")
@@ -130,10 +137,23 @@ def process_now() -> dict[str, Any]:
     if bucket != rt.settings.raw_bucket:
         raise ForbiddenError("only the configured raw bucket can be processed")
     rt.settings.check_processing()
-    head = rt.storage.head(bucket, key)
+    source = _head_source(rt, bucket, key)
+    outcome = process_source(source, rt.settings, rt.storage, rt.catalog)
+    if outcome.reason == "access_denied":
+        raise _unreadable(bucket, key)
+    item = rt.catalog.get(source.image_id) or {}
+    return with_urls({**item, "outcome": outcome.status, "outcomeReason": outcome.reason}, rt)
+
+
+def _head_source(rt: Runtime, bucket: str, key: str) -> SourceObject:
+    """The object as its event would describe it: 404 when missing, 403 when unreadable."""
+    try:
+        head = rt.storage.head(bucket, key)
+    except Rejected as rejection:  # access_denied, the only verdict a HeadObject gives
+        raise _unreadable(bucket, key) from rejection
     if head is None:
         raise NotFoundError(f"no object s3://{bucket}/{key}")
-    source = SourceObject(
+    return SourceObject(
         bucket=bucket,
         key=key,
         size=int(head["ContentLength"]),
@@ -141,9 +161,10 @@ def process_now() -> dict[str, Any]:
         event_time=iso_ms(head["LastModified"]),
         version_id=head.get("VersionId"),
     )
-    outcome = process_source(source, rt.settings, rt.storage, rt.catalog)
-    item = rt.catalog.get(source.image_id) or {}
-    return with_urls({**item, "outcome": outcome.status, "outcomeReason": outcome.reason}, rt)
+
+
+def _unreadable(bucket: str, key: str) -> ForbiddenError:
+    return ForbiddenError(f"the API function may not read s3://{bucket}/{key}")
 
 
 @app.get("/config")
@@ -158,11 +179,12 @@ def config() -> dict[str, Any]:
 
 
 def with_urls(item: dict[str, Any], rt: Runtime) -> dict[str, Any]:
-    """Rendition URLs: the CloudFront domain when configured, presigned GETs otherwise."""
+    """Rendition URLs: the CloudFront domain when configured, presigned GETs otherwise. Keys
+    are percent-encoded: ``+ % # ?`` and spaces are legal in keys, not in URL paths."""
     settings = rt.settings
     for rendition in item.get("renditions", []):
         if settings.cdn_domain:
-            rendition["url"] = f"https://{settings.cdn_domain}/{rendition['key']}"
+            rendition["url"] = f"{settings.cdn_url}/{quote(rendition['key'], safe='/')}"
         else:
             rendition["url"] = rt.storage.presigned_get(settings.output_bucket, rendition["key"])
     return item

@@ -31,6 +31,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from core.aws import s3_client
 from infra.backfill import default_processes
 from infra.local.canned import canned_response
 
@@ -295,7 +296,6 @@ def run_e2e(keys: int, concurrency: int, processes: int) -> dict[str, Any]:
     HTTP, and check the queue depth. moto's SQS gets slower as the queue grows (its calls scan
     the queue), so the per-segment rates are reported, not hidden."""
     import boto3
-    from botocore.config import Config
     from moto.server import ThreadedMotoServer
 
     from infra.backfill import Backfill, Filters, Options, Snapshot, build_source, make_clients
@@ -307,7 +307,7 @@ def run_e2e(keys: int, concurrency: int, processes: int) -> dict[str, Any]:
     saved = {name: os.environ.get(name) for name in [*FAKE_ENV, "AWS_ENDPOINT_URL"]}
     os.environ.update(FAKE_ENV, AWS_ENDPOINT_URL=f"http://{host}:{port}")
     try:
-        s3 = boto3.client("s3", config=Config(max_pool_connections=32))
+        s3 = s3_client(32)
         sqs = boto3.client("sqs")
         s3.create_bucket(Bucket=BUCKET)
         queue_url = sqs.create_queue(QueueName="bench-e2e")["QueueUrl"]

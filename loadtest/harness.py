@@ -31,6 +31,7 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
+from core.aws import s3_client
 from core.events import backfill_message, parse_body
 from infra.local.accounting import Tracker
 from infra.local.poller import ACKED
@@ -689,7 +690,7 @@ class LoadRun:
             self.bucket = options.source_bucket or target.raw_bucket
         self.tracker = LoadTracker(self.bucket, target.table, target.dlq_url)
         pool = Config(max_pool_connections=max(10, options.uploaders + 2))
-        self.s3: Any = boto3.client("s3", region_name=target.region, config=pool)
+        self.s3: Any = s3_client(options.uploaders + 2, region=target.region)
         self.sqs: Any = boto3.client("sqs", region_name=target.region, config=pool)
         self.sent: dict[str, Sent] = {}
         self.in_upload = 0

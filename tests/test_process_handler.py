@@ -4,6 +4,7 @@ that a real S3 notification put on a real (moto) queue."""
 import io
 import json
 import logging
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -17,11 +18,13 @@ from aws_helpers import (
     receive_event,
     stack_fixture,  # noqa: F401  (the `stack` fixture)
 )
+from botocore.awsrequest import AWSResponse
 from PIL import Image
 
 import handlers.process
 from core.events import backfill_message
 from core.settings import SettingsError
+from infra.local.canned import canned_response
 from infra.local.provision import Stack
 from loadtest.synthetic import photo_like_bytes
 
@@ -37,10 +40,10 @@ def put(stack: Stack, key: str, data: bytes) -> str:
     return str(etag).strip('"')
 
 
-def item(stack: Stack, key: str) -> dict[str, Any] | None:
+def item(stack: Stack, key: str, bucket: str | None = None) -> dict[str, Any] | None:
     table = boto3.resource("dynamodb").Table(stack.table)
-    found = table.get_item(Key={"image_id": f"{stack.raw_bucket}/{key}"}, ConsistentRead=True)
-    return found.get("Item")
+    image_id = f"{bucket or stack.raw_bucket}/{key}"
+    return table.get_item(Key={"image_id": image_id}, ConsistentRead=True).get("Item")
 
 
 def invoke(stack: Stack, wanted: int = 10, timeout_s: float = 60) -> tuple[dict, dict]:
@@ -388,3 +391,85 @@ def test_logs_and_metrics(stack: Stack, capfd: pytest.CaptureFixture[str]) -> No
     assert {"ImagesProcessed", "ImagesFailed", "ProcessingMs", "BytesIn", "BytesOut"} <= names
     failed = [e for e in emf if "ImagesFailed" in e]
     assert failed and failed[0]["reason"] == "unsupported_format"
+
+
+# ----------------------------------------------------------------------------------- IAM refusals
+# In-process moto enforces no IAM: the refusals are S3's and DynamoDB's real error responses,
+# answered through botocore's before-send hook and parsed by botocore as on AWS.
+
+
+def dynamodb_error(code: str) -> Callable[..., AWSResponse]:
+    """A ``before-send`` hook that answers as DynamoDB does (JSON 1.0, HTTP 400)."""
+    body = json.dumps({"__type": f"com.amazon.coral.service#{code}", "Message": "injected"})
+
+    def hook(request: Any, **_: Any) -> AWSResponse:
+        return canned_response(
+            request.url, 400, body.encode(), {"Content-Type": "application/x-amz-json-1.0"}
+        )
+
+    return hook
+
+
+def test_a_source_the_function_may_not_read_is_failed_access_denied(stack: Stack) -> None:
+    drain_test_event(stack)
+    put(stack, "denied/a.jpg", JPEG)
+    client = handlers.process.runtime().storage.client
+    client.meta.events.register_first(
+        "before-send.s3.GetObject", error_response("AccessDenied", 403)
+    )
+    _, response = invoke(stack)
+    assert response == {"batchItemFailures": []}, "a permanent refusal must not cycle"
+    record = item(stack, "denied/a.jpg")
+    assert record is not None
+    assert (record["status"], record["reason"]) == ("FAILED", "access_denied")
+    assert f"s3://{stack.raw_bucket}/denied/a.jpg" in record["detail"]
+    assert "BackfillSourceBuckets" in record["detail"]
+    assert queue_depth(stack) == 0
+
+
+@pytest.mark.parametrize("operation", ["dynamodb.GetItem", "dynamodb.PutItem", "s3.PutObject"])
+def test_a_refused_write_is_retried_so_the_role_alarms_through_the_dlq(
+    stack: Stack, operation: str
+) -> None:
+    drain_test_event(stack)
+    put(stack, "denied/write.jpg", JPEG)
+    rt = handlers.process.runtime()
+    if operation.startswith("s3."):
+        client, hook = rt.storage.client, error_response("AccessDenied", 403)
+    else:
+        client, hook = rt.catalog.table.meta.client, dynamodb_error("AccessDeniedException")
+    client.meta.events.register_first(f"before-send.{operation}", hook)
+    event, response = invoke(stack)
+    # (In-process moto still runs a call whose answer a before-send hook replaces, so only the
+    # handler's verdict is checked here, not what the table or bucket hold.)
+    assert failed_ids(response) == {event["Records"][0]["messageId"]}
+    assert queue_depth(stack) == 1
+
+
+# ----------------------------------------------------------------------------------- output keys
+
+
+def test_sources_outside_the_raw_bucket_get_their_own_output_keys(stack: Stack) -> None:
+    """The same key in the raw bucket and two backfill sources: three disjoint sets of outputs."""
+    drain_test_event(stack)
+    s3, sqs = boto3.client("s3"), boto3.client("sqs")
+    others = ["backfill-a", "backfill-b"]
+    put(stack, "same.jpg", JPEG)  # notified, like any upload
+    for bucket in others:
+        s3.create_bucket(Bucket=bucket)
+        etag = s3.put_object(Bucket=bucket, Key="same.jpg", Body=JPEG)["ETag"]
+        message = backfill_message(bucket, "same.jpg", len(JPEG), etag, datetime.now(UTC))
+        sqs.send_message(QueueUrl=stack.queue_url, MessageBody=message)
+    _, response = invoke(stack)
+    assert response == {"batchItemFailures": []}
+    outputs: dict[str, set[str]] = {}
+    for bucket in [stack.raw_bucket, *others]:
+        record = item(stack, "same.jpg", bucket)
+        assert record is not None and record["status"] == "PROCESSED", bucket
+        outputs[bucket] = {r["key"] for r in record["renditions"]}
+    assert "thumb/same.jpg.webp" in outputs[stack.raw_bucket]
+    assert all(f"thumb@{bucket}/same.jpg.webp" in outputs[bucket] for bucket in others)
+    every = set().union(*outputs.values())
+    assert len(every) == 3 * 4, "no source's output overwrote another's"
+    listed = s3.list_objects_v2(Bucket=stack.output_bucket)["Contents"]
+    assert {o["Key"] for o in listed} == every

@@ -1,7 +1,8 @@
 """The engine's one error type: a permanent rejection of an input, with a reason code."""
 
-from typing import Final
+from typing import ClassVar, Final
 
+# The reasons the engine can find in the bytes themselves; ``core.errors`` adds the pipeline's.
 REJECT_REASONS: Final = (
     "empty",
     "too_large",
@@ -15,8 +16,10 @@ REJECT_REASONS: Final = (
 class ImageRejected(Exception):
     """The input can never be processed; retrying it would give the same answer."""
 
+    reasons: ClassVar[tuple[str, ...]] = REJECT_REASONS
+
     def __init__(self, reason: str, detail: str = "") -> None:
-        if reason not in REJECT_REASONS:
+        if reason not in self.reasons:
             raise ValueError(f"unknown reject reason {reason!r}")
         self.reason = reason
         self.detail = detail

@@ -53,13 +53,13 @@ def run(args: argparse.Namespace) -> int:
 
 def upload_and_wait(local: Any, files: list[Path], timeout_s: float) -> Any:
     """Upload at the pace the workers drain (moto's SQS slows as its queue grows)."""
-    import boto3
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
+    from core.aws import s3_client
     from infra.local.accounting import Tracker
 
     stack = local.resources
-    s3 = boto3.client("s3")
+    s3 = s3_client()
     tracker = Tracker(stack.raw_bucket, stack.table, stack.dlq_url)
     max_in_flight = 4 * stack.settings.batch_size
     deadline = time.monotonic() + timeout_s
@@ -102,9 +102,9 @@ def row_for(name: str, tracker: Any) -> dict[str, Any]:
 
 def copy_outputs(local: Any, rows: list[dict[str, Any]], out: Path) -> None:
     """Download the renditions into ``out`` and write an index.html contact sheet."""
-    import boto3
+    from core.aws import s3_client
 
-    s3 = boto3.client("s3")
+    s3 = s3_client()
     bucket = local.resources.output_bucket
     for row in rows:
         for rendition in row.get("renditions", []):
