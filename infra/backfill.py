@@ -44,6 +44,9 @@ from queue import Empty, Full, Queue
 from typing import IO, Any, Final, Protocol
 from urllib.parse import quote_plus, unquote_plus
 
+from botocore.exceptions import BotoCoreError, ClientError
+
+from core.aws import s3_client
 from core.events import backfill_message, iso_ms
 
 DEFAULT_SUFFIXES: Final = (
@@ -60,6 +63,10 @@ COUNT_NAMES: Final = (
     "listed", "filtered", "skipped_processed", "missing", "sent", "failed", "retried",
 )  # fmt: skip
 _ENTRY_IDS: Final = tuple(str(i) for i in range(UNIT_SIZE))
+# The jobs queue's tags (the template's and the local stack's): the buckets its consumer may
+# read. The source buckets are space-separated (an SQS tag value allows no commas).
+RAW_BUCKET_TAG: Final = "imgpipe:raw-bucket"
+SOURCE_BUCKETS_TAG: Final = "imgpipe:backfill-source-buckets"
 _MISSING_CODES: Final = frozenset({"404", "NoSuchKey", "NotFound"})
 # Errors that no retry fixes and that would hit every key: the run stops (state saved).
 FATAL_CODES: Final = frozenset(
@@ -852,7 +859,7 @@ def make_clients(options: Options, session: Any | None = None) -> Clients:
     boto: Any = session or boto3.session.Session()
     senders = options.share(options.concurrency)
     pool = senders + options.share(options.head_concurrency) + 4
-    s3 = boto.client("s3", config=Config(max_pool_connections=pool, retries={"mode": "standard"}))
+    s3 = s3_client(pool, session=boto)
     sqs = boto.client(
         "sqs",
         config=Config(
@@ -1446,9 +1453,10 @@ def check_options(options: Options, source: Source) -> None:
             )
 
 
-def preflight(options: Options, clients: Clients) -> None:
-    """Fail fast, before listing anything, when the queue or the table cannot be used: such
-    errors would otherwise be retried for every key and fill the failures file."""
+def preflight(options: Options, clients: Clients) -> list[str]:
+    """Fail fast, before listing anything, when the queue, the bucket or the table cannot be
+    used: such errors would otherwise be retried or recorded for every key. Returns warnings
+    about checks that had to be skipped."""
     if not options.dry_run:
         try:
             clients.sqs.get_queue_attributes(
@@ -1466,3 +1474,29 @@ def preflight(options: Options, clients: Clients) -> None:
             raise BackfillError(
                 f"cannot read table {options.table}: {describe_error(exc)}"
             ) from exc
+    warning = check_readable(options, clients)
+    return [warning] if warning else []
+
+
+def check_readable(options: Options, clients: Clients) -> str | None:
+    """Refuse a bucket the process function may not read (every image of it would be recorded
+    FAILED access_denied), as the queue's tags tell; a warning when they cannot tell."""
+    skipped = f"the check that the process function may read s3://{options.bucket} was skipped"
+    if not options.queue_url:
+        return f"no --queue-url to read the stack's tags from: {skipped}"
+    try:
+        tags = clients.sqs.list_queue_tags(QueueUrl=options.queue_url).get("Tags") or {}
+    except (ClientError, BotoCoreError) as exc:
+        return f"cannot read the tags of {options.queue_url} ({describe_error(exc)}): {skipped}"
+    raw_bucket = tags.get(RAW_BUCKET_TAG)
+    if not raw_bucket:
+        return f"{options.queue_url} has no {RAW_BUCKET_TAG} tag: {skipped}"
+    readable = [raw_bucket, *tags.get(SOURCE_BUCKETS_TAG, "").split()]
+    if options.bucket not in readable:
+        raise BackfillError(
+            f"the process function may not read s3://{options.bucket}: add it to the stack "
+            f"parameter BackfillSourceBuckets (locally: imgpipe up --source-bucket "
+            f"{options.bucket}); otherwise every image would be recorded FAILED access_denied. "
+            f"The queue's tags allow: {', '.join(readable)}."
+        )
+    return None

@@ -24,7 +24,7 @@ from botocore.awsrequest import AWSResponse
 
 import handlers.process
 from core.events import BACKFILL_EVENT_SOURCE, parse_body
-from infra.backfill import Backfill, Clients, make_clients
+from infra.backfill import RAW_BUCKET_TAG, SOURCE_BUCKETS_TAG, Backfill, Clients, make_clients
 from infra.commands import backfill as command
 from infra.local.provision import Stack
 from loadtest.synthetic import photo_like_bytes
@@ -513,6 +513,89 @@ def test_a_missing_queue_or_table_fails_before_anything_is_listed(
     code, summary = backfill(capsys, quiet, "--skip-processed", "--table", "no-such-table")
     assert code == 2 and "cannot read table" in summary["stderr"]
     assert drain(quiet.queue_url) == []
+
+
+# ----------------------------------------------------------------------------------- readable buckets
+
+
+def tag_queue(stack: Stack, *source_buckets: str) -> None:
+    """Tag the jobs queue as the template does: the raw bucket and BackfillSourceBuckets."""
+    boto3.client("sqs").tag_queue(
+        QueueUrl=stack.queue_url,
+        Tags={RAW_BUCKET_TAG: stack.raw_bucket, SOURCE_BUCKETS_TAG: " ".join(source_buckets)},
+    )
+
+
+def other_bucket(name: str) -> str:
+    """A bucket outside the stack, holding one image."""
+    s3 = boto3.client("s3")
+    s3.create_bucket(Bucket=name)
+    s3.put_object(Bucket=name, Key="old/photo.jpg", Body=JPEG)
+    return name
+
+
+def backfill_of(
+    capsys: pytest.CaptureFixture[str],
+    stack: Stack,
+    bucket: str,
+    *argv: str,
+    clients: Clients | None = None,
+) -> tuple[int, dict[str, Any]]:
+    """``backfill`` of another bucket than the stack's raw bucket."""
+    return backfill(capsys, stack, "--bare", f"s3://{bucket}", "--queue-url", stack.queue_url,
+                    "--no-progress", "--json", *argv, clients=clients)  # fmt: skip
+
+
+@pytest.mark.parametrize("dry_run", [(), ("--dry-run",)], ids=["send", "dry-run"])
+def test_a_bucket_the_process_function_may_not_read_is_refused_before_listing(
+    quiet: Stack, capsys: pytest.CaptureFixture[str], dry_run: tuple[str, ...]
+) -> None:
+    tag_queue(quiet, "listed-source")
+    code, refused = backfill_of(capsys, quiet, other_bucket("unlisted-source"), *dry_run)
+    assert code == 2 and "counts" not in refused
+    error = refused["stderr"].strip()
+    assert error.startswith("error: the process function may not read s3://unlisted-source:")
+    assert "BackfillSourceBuckets" in error and "FAILED access_denied" in error
+    assert len(error.splitlines()) == 1, "one paragraph, no traceback"
+    assert drain(quiet.queue_url) == []
+
+
+def test_the_raw_bucket_and_the_listed_source_buckets_are_allowed(
+    quiet: Stack, capsys: pytest.CaptureFixture[str]
+) -> None:
+    tag_queue(quiet, "first-source", "second-source")
+    put(quiet, "new.jpg")
+    for code, summary in (
+        backfill(capsys, quiet),
+        backfill_of(capsys, quiet, other_bucket("second-source")),
+    ):
+        assert code == 0 and summary["counts"]["sent"] == 1
+        assert "warning" not in summary["stderr"]
+    sources = {(s.bucket, s.key) for body in drain(quiet.queue_url) for s in parse_body(body)}
+    assert sources == {(quiet.raw_bucket, "new.jpg"), ("second-source", "old/photo.jpg")}
+
+
+@pytest.mark.parametrize("tags", ["absent", "denied"])
+def test_without_readable_tags_the_check_is_skipped_with_one_warning(
+    quiet: Stack, capsys: pytest.CaptureFixture[str], tmp_path: Path, tags: str
+) -> None:
+    clients = clients_for(quiet, tmp_path)
+    if tags == "absent":
+        clients.sqs.untag_queue(
+            QueueUrl=quiet.queue_url, TagKeys=[RAW_BUCKET_TAG, SOURCE_BUCKETS_TAG]
+        )
+    else:
+        tag_queue(quiet)  # these tags would refuse the bucket, if they could be read
+
+        def denied(**_: Any) -> tuple[AWSResponse, dict[str, Any]]:
+            return call_error(quiet.queue_url, "AccessDenied", 403)
+
+        clients.sqs.meta.events.register("before-call.sqs.ListQueueTags", denied)
+    code, summary = backfill_of(capsys, quiet, other_bucket("unknown-source"), clients=clients)
+    assert code == 0 and summary["counts"]["sent"] == 1
+    warnings = [line for line in summary["stderr"].splitlines() if line.startswith("warning:")]
+    assert len(warnings) == 1 and "read s3://unknown-source was skipped" in warnings[0]
+    assert ("AccessDenied" in warnings[0]) == (tags == "denied")
 
 
 def test_an_error_no_retry_fixes_stops_the_run_instead_of_failing_every_key(

@@ -4,8 +4,12 @@ Sends one S3-event-shaped message per image (the backfill contract), from a buck
 a key file (--from-file, `-` for stdin) or an S3 Inventory manifest (--inventory). With
 --state FILE a rerun after Ctrl-C or a crash continues where the last one stopped.
 
+Before anything is listed (--dry-run too), the queue's tags say which buckets the process
+function may read: the stack's raw bucket and its BackfillSourceBuckets parameter. Any other
+bucket is refused, since each of its images would be recorded FAILED access_denied.
+
 Exit codes: 0 done, 1 some keys failed (see the failures file) or the run hit an error,
-2 bad arguments, 130 interrupted (the state is saved; rerun to continue).
+2 bad arguments or a refused bucket, 130 interrupted (the state is saved; rerun to continue).
 """
 
 import argparse
@@ -16,6 +20,8 @@ import threading
 from pathlib import Path
 from types import FrameType
 from typing import Any
+
+from rich.markup import escape
 
 from infra.backfill import (
     MAX_DEFAULT_PROCESSES,
@@ -256,7 +262,8 @@ def prepare(args: argparse.Namespace, clients: Any = None) -> Backfill:
     clients = clients or make_clients(options)
     source = build_source(options, clients, from_file=args.from_file, inventory=args.inventory)
     check_options(options, source)
-    preflight(options, clients)
+    for warning in preflight(options, clients):
+        error_console.print(f"[yellow]warning:[/] {escape(warning)}", soft_wrap=True)
     return Backfill(options, source, clients, factory)
 
 
@@ -264,7 +271,7 @@ def run(args: argparse.Namespace, clients: Any = None) -> int:
     try:
         backfill = prepare(args, clients)
     except BackfillError as exc:
-        error_console.print(f"[red]error:[/] {exc}")
+        error_console.print(f"[red]error:[/] {escape(str(exc))}", soft_wrap=True)
         return 2
     received: list[int] = []
     restore = _install_signals(backfill, received)
