@@ -417,6 +417,10 @@ def tables(summary: dict[str, Any]) -> list[tuple[str, list[str], list[list[str]
                 f"on {run['cores']} cores, batch size {run.get('batch_size', '-')}"
             ),
         ],
+        [
+            "IAM and SigV4 enforced",
+            {True: "yes", False: "no (measurement)"}.get(run.get("iam_enforced"), "-"),
+        ],
         ["started", run["started"]],
         ["wall time", f"{run['wall_s']} s"],
         ["command", f"`{run.get('command', '-')}`"],

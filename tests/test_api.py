@@ -3,56 +3,96 @@
 import base64
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 from urllib.parse import quote
 
 import boto3
 import pytest
 import requests
-from aws_helpers import AWS_ENV, context, receive_event
-from moto.server import ThreadedMotoServer
+from aws_helpers import context, error_response, receive_event
+from botocore.awsrequest import AWSResponse
 
 import handlers.api
 import handlers.process
-from infra.local.apigw import http_api_event, response_parts
+from infra.local.apigw import HttpApiGateway, HttpRequest, routes_from_template
+from infra.local.canned import canned_response
+from infra.local.moto_server import EmbeddedAws
 from infra.local.provision import Stack, provision
+from infra.local.strict_front import FormPostGuard
+from infra.template_model import Evaluator, load_template
 from loadtest.synthetic import photo_like_bytes
 
 JPEG = photo_like_bytes(640, 480, seed=3)
+ON_DEMAND = {"OnDemandProcessing": "true"}
+ROUTES = routes_from_template(Evaluator(load_template(), ON_DEMAND).resources())
 
 
 @pytest.fixture(scope="module")
-def moto_server() -> Iterator[str]:
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    yield f"http://{host}:{port}"
-    server.stop()
+def strict_stack() -> Iterator[tuple[EmbeddedAws, Stack]]:
+    """A strict embedded AWS (IAM, SigV4, POST policies) with the template's resources."""
+    with EmbeddedAws() as aws:
+        stack = provision("api", parameters=ON_DEMAND)
+        assert aws.front is not None
+        aws.front.guard(FormPostGuard(stack.raw_bucket))
+        yield aws, stack
+
+
+def role_env(role_arn: str) -> dict[str, str]:
+    credentials = boto3.client("sts").assume_role(RoleArn=role_arn, RoleSessionName="test")[
+        "Credentials"
+    ]
+    return {
+        "AWS_ACCESS_KEY_ID": credentials["AccessKeyId"],
+        "AWS_SECRET_ACCESS_KEY": credentials["SecretAccessKey"],
+        "AWS_SESSION_TOKEN": credentials["SessionToken"],
+    }
+
+
+def build_as(
+    monkeypatch: pytest.MonkeyPatch, env: dict[str, str], build: Callable[[], Any]
+) -> None:
+    """Build a handler's clients (once per container, as on Lambda) with a role's credentials;
+    the test's own calls go on as the operator."""
+    with monkeypatch.context() as scoped:
+        for name, value in env.items():
+            scoped.setenv(name, value)
+        boto3.DEFAULT_SESSION = None  # the default session caches the credentials it found
+        build()
+    boto3.DEFAULT_SESSION = None
 
 
 @pytest.fixture
-def api_stack(moto_server: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Stack]:
-    """A stack on a real moto server, so presigned URLs are real HTTP endpoints."""
-    for name, value in AWS_ENV.items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.setenv("AWS_ENDPOINT_URL", moto_server)
-    requests.post(f"{moto_server}/moto-api/reset", timeout=10)
-    stack = provision("api")
+def api_stack(
+    strict_stack: tuple[EmbeddedAws, Stack], monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Stack]:
+    """The API handler runs as the template's API role, the process handler as its process
+    role, and presigned URLs are real HTTP endpoints behind the POST policy checker."""
+    _, stack = strict_stack
+    monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")
     for name, value in stack.env().items():
         monkeypatch.setenv(name, value)
-    handlers.api.runtime.cache_clear()
-    handlers.process.runtime.cache_clear()
+    for function, runtime in (("ApiFunction", handlers.api.runtime),
+                              ("ProcessFunction", handlers.process.runtime)):  # fmt: skip
+        runtime.cache_clear()
+        build_as(monkeypatch, role_env(stack.roles[function]), runtime)
     yield stack
     handlers.api.runtime.cache_clear()
     handlers.process.runtime.cache_clear()
 
 
 def call(method: str, path: str, body: Any = None) -> tuple[int, Any]:
+    """A request through the local API Gateway, routed by the template's routes."""
     raw = b"" if body is None else (body if isinstance(body, bytes) else json.dumps(body).encode())
-    event = http_api_event(method, path, raw, {"content-type": "application/json"})
-    status, _, data = response_parts(handlers.api.handler(event, context()))
-    return status, json.loads(data) if data else None
+    gateway = HttpApiGateway(ROUTES, None, lambda event: handlers.api.handler(event, context()))
+    request = HttpRequest(method, path, "", [("content-type", "application/json")], raw)
+    response = gateway.handle(request)
+    return response.status, json.loads(response.body) if response.body else None
+
+
+def get_image(image_id: str) -> tuple[int, Any]:
+    """GET /images/{image_id+} as a client sends it: the id percent-encoded, slashes kept."""
+    return call("GET", f"/images/{quote(image_id, safe='/')}")
 
 
 def test_presigned_post_uploads_and_the_object_is_processed(api_stack: Stack) -> None:
@@ -78,16 +118,29 @@ def test_presigned_post_uploads_and_the_object_is_processed(api_stack: Stack) ->
     response = handlers.process.handler(event, context())
     assert response == {"batchItemFailures": []}
 
-    status, item = call("GET", "/images/" + quote(upload["imageId"], safe=""))
+    status, item = get_image(upload["imageId"])
     assert status == 200
     assert item["status"] == "PROCESSED" and item["key"] == upload["key"]
     for rendition in item["renditions"]:
-        fetched = requests.get(rendition["url"], timeout=30)
-        assert fetched.status_code == 200 and len(fetched.content) == rendition["bytes"]
+        # The API role may not read renditions: on AWS they are served by CloudFront.
+        assert requests.get(rendition["url"], timeout=30).status_code == 403
+        stored = boto3.client("s3").get_object(Bucket=api_stack.output_bucket, Key=rendition["key"])
+        assert stored["ContentLength"] == rendition["bytes"]
+
+
+def test_the_upload_must_be_exactly_the_declared_size(api_stack: Stack) -> None:
+    status, upload = call(
+        "POST", "/uploads", {"filename": "a.jpg", "contentType": "image/jpeg", "size": len(JPEG)}
+    )
+    assert status == 200
+    for data, code in ((JPEG + b"\0", "EntityTooLarge"), (JPEG[:-1], "EntityTooSmall")):
+        posted = requests.post(upload["url"], data=upload["fields"],
+                               files={"file": ("a.jpg", data, "image/jpeg")}, timeout=30)  # fmt: skip
+        assert posted.status_code == 400 and f"<Code>{code}</Code>" in posted.text
 
 
 def test_presigned_post_policy_carries_every_condition(api_stack: Stack) -> None:
-    """moto does not enforce POST policies; S3 does, so the policy itself is checked."""
+    """The policy's conditions, as signed (the checker in front of moto enforces them)."""
     before = time.time()
     status, upload = call(
         "POST", "/uploads", {"filename": "a.png", "contentType": "image/png", "size": 1234}
@@ -98,7 +151,7 @@ def test_presigned_post_policy_carries_every_condition(api_stack: Stack) -> None
     assert {"key": upload["key"]} in conditions
     assert {"Content-Type": "image/png"} in conditions
     assert {"bucket": api_stack.raw_bucket} in conditions
-    assert ["content-length-range", 1, 50 * 1024 * 1024] in conditions
+    assert ["content-length-range", 1234, 1234] in conditions
     expires = time.mktime(time.strptime(policy["expiration"], "%Y-%m-%dT%H:%M:%SZ")) - time.timezone
     assert 0 < expires - before <= 300 + 5
     assert upload["fields"]["Content-Type"] == "image/png"
@@ -121,7 +174,7 @@ def test_bad_upload_requests_get_400(api_stack: Stack, body: Any, field: str) ->
 
 
 def test_unknown_image_is_404(api_stack: Stack) -> None:
-    status, error = call("GET", "/images/" + quote(f"{api_stack.raw_bucket}/nope.jpg", safe=""))
+    status, error = get_image(f"{api_stack.raw_bucket}/nope.jpg")
     assert status == 404 and "nope.jpg" in error["message"]
 
 
@@ -136,6 +189,40 @@ def test_process_on_demand(api_stack: Stack, monkeypatch: pytest.MonkeyPatch) ->
     assert item["renditions"][0]["url"].startswith("https://d111.cloudfront.net/")
     status, again = call("POST", "/process", {"bucket": api_stack.raw_bucket, "key": key})
     assert (status, again["outcome"], again["outcomeReason"]) == (200, "SKIPPED", "duplicate")
+
+
+def test_the_image_id_is_the_greedy_path_parameter_taken_as_is(api_stack: Stack) -> None:
+    """A key that holds "%" and "/" is found: the id is not decoded a second time."""
+    key = "uploads/50%25 off/ü+b.jpg"
+    boto3.client("s3").put_object(Bucket=api_stack.raw_bucket, Key=key, Body=JPEG)
+    assert call("POST", "/process", {"bucket": api_stack.raw_bucket, "key": key})[0] == 200
+    status, item = get_image(f"{api_stack.raw_bucket}/{key}")
+    assert status == 200 and item["key"] == key
+
+
+def head_forbidden(request: Any, **_: Any) -> AWSResponse:
+    """S3's answer to a HEAD it refuses: 403 with no body (botocore reads the code "403")."""
+    return canned_response(request.url, 403, b"")
+
+
+@pytest.mark.parametrize(
+    ("operation", "hook"),
+    [
+        ("HeadObject", head_forbidden),
+        ("GetObject", error_response("AccessDenied", 403)),
+        ("PutObject", error_response("AccessDenied", 403)),
+    ],
+)
+def test_process_access_denied_anywhere_is_403_json(
+    api_stack: Stack, operation: str, hook: Callable[..., AWSResponse]
+) -> None:
+    key = "uploads/denied/a.jpg"
+    boto3.client("s3").put_object(Bucket=api_stack.raw_bucket, Key=key, Body=JPEG)
+    client = handlers.api.runtime().storage.client
+    client.meta.events.register_first(f"before-send.s3.{operation}", hook)
+    status, error = call("POST", "/process", {"bucket": api_stack.raw_bucket, "key": key})
+    assert status == 403, error
+    assert "the API function" in error["message"] and key in error["message"]
 
 
 def test_process_other_bucket_is_403_and_missing_is_404(api_stack: Stack) -> None:

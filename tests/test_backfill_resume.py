@@ -4,7 +4,6 @@ server, is killed (SIGKILL) or interrupted (SIGINT) mid-run, and a rerun with th
 
 import hashlib
 import json
-import logging
 import os
 import signal
 import subprocess
@@ -19,52 +18,43 @@ from typing import Any
 import boto3
 import pytest
 from aws_helpers import drain_bodies
-from moto.server import ThreadedMotoServer
 
 from core.events import parse_body
+from infra.local.moto_server import EmbeddedAws
 
 ROOT = Path(__file__).resolve().parents[1]
 KEYS = [f"photos/{n // 50:02d}/IMG {n:04d}+ü.jpg" for n in range(250)]
-CREDENTIALS = {
-    "AWS_ACCESS_KEY_ID": "testing",
-    "AWS_SECRET_ACCESS_KEY": "testing",
-    "AWS_SESSION_TOKEN": "testing",
-    "AWS_DEFAULT_REGION": "us-east-1",
-    "AWS_REGION": "us-east-1",
-}
 
 
 @pytest.fixture(scope="module")
-def endpoint() -> Iterator[str]:
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one line per request otherwise
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    yield f"http://{host}:{port}"
-    server.stop()
+def aws() -> Iterator[EmbeddedAws]:
+    """A strict embedded AWS; the backfill runs as its operator."""
+    with EmbeddedAws() as embedded:
+        yield embedded
 
 
-def client(endpoint: str, service: str) -> Any:
+def client(aws: EmbeddedAws, service: str) -> Any:
     return boto3.client(
         service,
-        endpoint_url=endpoint,
-        region_name="us-east-1",
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
+        endpoint_url=aws.endpoint,
+        region_name=aws.region,
+        aws_access_key_id=aws.operator.access_key_id,
+        aws_secret_access_key=aws.operator.secret_access_key,
     )
 
 
-def seed(endpoint: str, name: str) -> str:
-    s3, sqs = client(endpoint, "s3"), client(endpoint, "sqs")
+def seed(aws: EmbeddedAws, name: str) -> str:
+    s3, sqs = client(aws, "s3"), client(aws, "sqs")
     s3.create_bucket(Bucket=name)
     with ThreadPoolExecutor(8) as pool:
         list(pool.map(lambda key: s3.put_object(Bucket=name, Key=key, Body=b"x"), KEYS))
     return str(sqs.create_queue(QueueName=name)["QueueUrl"])
 
 
-def start(endpoint: str, bucket: str, queue_url: str, state: Path, *extra: str) -> Any:
-    env = {**os.environ, **CREDENTIALS, "AWS_ENDPOINT_URL": endpoint}
+def start(aws: EmbeddedAws, bucket: str, queue_url: str, state: Path, *extra: str) -> Any:
+    env = {**os.environ, **aws.env}
     env.pop("AWS_PROFILE", None)
+    env.pop("AWS_SESSION_TOKEN", None)
     argv = [
         sys.executable, "-m", "infra.cli", "backfill", f"s3://{bucket}/photos/",
         "--queue-url", queue_url, "--state", str(state), "--page-size", "10",
@@ -88,8 +78,8 @@ def wait_for_progress(state: Path, sent: int, process: Any, timeout: float = 30)
     raise AssertionError("the backfill made no progress")
 
 
-def drain(endpoint: str, queue_url: str) -> Counter[str]:
-    bodies = drain_bodies(client(endpoint, "sqs"), queue_url)
+def drain(aws: EmbeddedAws, queue_url: str) -> Counter[str]:
+    bodies = drain_bodies(client(aws, "sqs"), queue_url)
     return Counter(source.key for body in bodies for source in parse_body(body))
 
 
@@ -113,15 +103,13 @@ def wait_gone(pids: list[int], timeout: float = 10) -> None:
 @pytest.mark.parametrize("processes", [1, 2])
 @pytest.mark.parametrize("how", [signal.SIGKILL, signal.SIGINT], ids=["sigkill", "ctrl-c"])
 def test_interrupted_backfill_resumes_without_gaps(
-    endpoint: str, tmp_path: Path, how: signal.Signals, processes: int
+    aws: EmbeddedAws, tmp_path: Path, how: signal.Signals, processes: int
 ) -> None:
     bucket = f"resume-{how.name.lower()}-{processes}"
-    queue_url = seed(endpoint, bucket)
+    queue_url = seed(aws, bucket)
     state = tmp_path / "state.json"
 
-    first = start(
-        endpoint, bucket, queue_url, state, "--max-rate", "100", "--processes", str(processes)
-    )
+    first = start(aws, bucket, queue_url, state, "--max-rate", "100", "--processes", str(processes))
     wait_for_progress(state, 60, first)
     senders = sender_processes(first.pid)
     assert len(senders) == processes - 1
@@ -139,7 +127,7 @@ def test_interrupted_backfill_resumes_without_gaps(
     else:
         assert first.returncode == -signal.SIGKILL
 
-    second = start(endpoint, bucket, queue_url, state, "--processes", str(processes))
+    second = start(aws, bucket, queue_url, state, "--processes", str(processes))
     out, err = second.communicate(timeout=60)
     assert second.returncode == 0, err
     summary = json.loads(out)
@@ -147,20 +135,20 @@ def test_interrupted_backfill_resumes_without_gaps(
     # Counts are committed with the position, so they stay exact across the interruption.
     assert summary["counts"]["listed"] == summary["counts"]["sent"] == len(KEYS)
 
-    delivered = drain(endpoint, queue_url)
+    delivered = drain(aws, queue_url)
     assert set(delivered) == set(KEYS)  # the union covers every key: no gap
     duplicates = sum(delivered.values()) - len(KEYS)
     assert duplicates < 100, duplicates  # only what was in flight around the saved position
 
 
 def test_a_sender_process_that_dies_stops_the_run_and_the_rerun_fills_the_gap(
-    endpoint: str, tmp_path: Path
+    aws: EmbeddedAws, tmp_path: Path
 ) -> None:
     bucket = "resume-dead-sender"
-    queue_url = seed(endpoint, bucket)
+    queue_url = seed(aws, bucket)
     state = tmp_path / "state.json"
 
-    first = start(endpoint, bucket, queue_url, state, "--max-rate", "100", "--processes", "2")
+    first = start(aws, bucket, queue_url, state, "--max-rate", "100", "--processes", "2")
     wait_for_progress(state, 60, first)
     (sender,) = sender_processes(first.pid)
     os.kill(sender, signal.SIGKILL)
@@ -170,22 +158,22 @@ def test_a_sender_process_that_dies_stops_the_run_and_the_rerun_fills_the_gap(
     assert "backfill-sender-1 ended with exit code -9" in summary["error"]
     assert not summary["complete"] and not json.loads(state.read_text())["complete"]
 
-    second = start(endpoint, bucket, queue_url, state, "--processes", "2")
+    second = start(aws, bucket, queue_url, state, "--processes", "2")
     out, err = second.communicate(timeout=60)
     assert second.returncode == 0, err
     assert json.loads(out)["complete"]
-    assert set(drain(endpoint, queue_url)) == set(KEYS)  # what the dead sender held is resent
+    assert set(drain(aws, queue_url)) == set(KEYS)  # what the dead sender held is resent
 
 
 def test_sender_processes_head_and_skip_processed_like_one_process(
-    endpoint: str, tmp_path: Path
+    aws: EmbeddedAws, tmp_path: Path
 ) -> None:
     """--from-file makes the senders HeadObject every key and --skip-processed makes them read
     the table: both happen in the spawned senders too, and the counts add up across them."""
     bucket = "multi-head-skip"
-    queue_url = seed(endpoint, bucket)
+    queue_url = seed(aws, bucket)
     table = "multi-head-skip-images"
-    dynamodb = client(endpoint, "dynamodb")
+    dynamodb = client(aws, "dynamodb")
     dynamodb.create_table(
         TableName=table,
         KeySchema=[{"AttributeName": "image_id", "KeyType": "HASH"}],
@@ -201,7 +189,7 @@ def test_sender_processes_head_and_skip_processed_like_one_process(
     keys_file = tmp_path / "keys.txt"
     keys_file.write_text("".join(f"{key}\n" for key in [*KEYS, *missing]), encoding="utf-8")
 
-    run = start(endpoint, bucket, queue_url, tmp_path / "state.json",
+    run = start(aws, bucket, queue_url, tmp_path / "state.json",
                 "--from-file", str(keys_file), "--skip-processed", "--table", table,
                 "--processes", "2", "--max-rate", "150")  # fmt: skip
     out, err = run.communicate(timeout=120)
@@ -210,5 +198,5 @@ def test_sender_processes_head_and_skip_processed_like_one_process(
     assert counts["listed"] == len(KEYS) + len(missing) and counts["missing"] == len(missing)
     assert counts["skipped_processed"] == len(processed)
     assert counts["sent"] == len(KEYS) - len(processed) and counts["failed"] == 0
-    delivered = drain(endpoint, queue_url)
+    delivered = drain(aws, queue_url)
     assert set(delivered) == set(KEYS) - set(processed)

@@ -9,22 +9,24 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import boto3
 import pytest
+import requests
 from local_stack_helpers import ROOT, RunningStack, imgpipe_up
 from PIL import Image
 
 from infra.local.accounting import Tracker
 from loadtest.synthetic import photo_like_bytes
 
-RAW, TABLE = "imgpipe-raw", "imgpipe-images"
-QUEUE = "imgpipe-jobs"
-
 
 def use(stack: RunningStack, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Act as this stack's operator (a new default session: the old one caches its keys)."""
+    monkeypatch.delenv("AWS_SESSION_TOKEN", raising=False)
     for name, value in stack.client_env().items():
         monkeypatch.setenv(name, value)
+    boto3.setup_default_session()
 
 
 def wait_for(tracker: Tracker, timeout_s: float) -> None:
@@ -32,10 +34,6 @@ def wait_for(tracker: Tracker, timeout_s: float) -> None:
     while tracker.pending and time.monotonic() < deadline:
         tracker.poll()
         time.sleep(0.3)
-
-
-def queue_url(name: str) -> str:
-    return str(boto3.client("sqs").get_queue_url(QueueName=name)["QueueUrl"])
 
 
 def dlq_bodies(url: str, expected: int, timeout_s: float) -> list[str]:
@@ -66,7 +64,8 @@ def test_everything_is_accounted_for(tmp_path: Path, monkeypatch: pytest.MonkeyP
     with imgpipe_up(args, env) as stack:
         use(stack, monkeypatch)
         s3 = boto3.client("s3")
-        tracker = Tracker(RAW, TABLE, queue_url("imgpipe-dlq"))
+        info = stack.info
+        tracker = Tracker(info["raw_bucket"], info["table"], info["dlq_url"])
         truncated = photo_like_bytes(300, 200, seed=9)
         uploads = {
             **{f"good/{i}.jpg": photo_like_bytes(320 + i, 240, seed=i) for i in range(4)},
@@ -77,10 +76,10 @@ def test_everything_is_accounted_for(tmp_path: Path, monkeypatch: pytest.MonkeyP
             "poison/empty.png": b"",
         }
         for key, data in uploads.items():
-            s3.put_object(Bucket=RAW, Key=key, Body=data)
+            s3.put_object(Bucket=info["raw_bucket"], Key=key, Body=data)
             tracker.sent(key)
         garbage = "this is not an S3 event"
-        boto3.client("sqs").send_message(QueueUrl=queue_url(QUEUE), MessageBody=garbage)
+        boto3.client("sqs").send_message(QueueUrl=info["queue_url"], MessageBody=garbage)
 
         wait_for(tracker, 60)
         assert tracker.pending == {}, f"not accounted for: {tracker.pending}"
@@ -95,8 +94,8 @@ def test_everything_is_accounted_for(tmp_path: Path, monkeypatch: pytest.MonkeyP
         assert tracker.items["good/0.jpg"]["attempts"] == 1
 
         # Only the body that is not an S3 event runs out of receives and lands in the DLQ.
-        assert dlq_bodies(queue_url("imgpipe-dlq"), 1, 40) == [garbage]
-        thumb = s3.get_object(Bucket="imgpipe-processed", Key="thumb/dir/a b+c%ü.jpg.webp")
+        assert dlq_bodies(info["dlq_url"], 1, 40) == [garbage]
+        thumb = s3.get_object(Bucket=info["processed_bucket"], Key="thumb/dir/a b+c%ü.jpg.webp")
         with Image.open(io.BytesIO(thumb["Body"].read())) as image:
             assert image.size == (200, 200)
 
@@ -106,10 +105,11 @@ def test_a_worker_killed_mid_batch_loses_nothing(monkeypatch: pytest.MonkeyPatch
     with imgpipe_up(args, {"IMGPIPE_SAFETY_MARGIN_MS": "1000"}) as stack:
         use(stack, monkeypatch)
         s3 = boto3.client("s3")
-        tracker = Tracker(RAW, TABLE, queue_url("imgpipe-dlq"))
+        info = stack.info
+        tracker = Tracker(info["raw_bucket"], info["table"], info["dlq_url"])
         images = {f"kill/{i}.jpg": photo_like_bytes(1600, 1200, seed=i) for i in range(16)}
         for key, data in images.items():
-            s3.put_object(Bucket=RAW, Key=key, Body=data)
+            s3.put_object(Bucket=info["raw_bucket"], Key=key, Body=data)
             tracker.sent(key)
         victim = None
         deadline = time.monotonic() + 30
@@ -166,21 +166,20 @@ def test_backfill_on_the_embedded_stack(monkeypatch: pytest.MonkeyPatch) -> None
     """Existing objects in another bucket, enqueued by `imgpipe backfill`, are processed."""
     from infra.cli import main as imgpipe
 
-    with imgpipe_up(["--workers", "2"]) as stack:
+    with imgpipe_up(["--workers", "2", "--source-bucket", "legacy-photos"]) as stack:
         use(stack, monkeypatch)
         s3 = boto3.client("s3")
-        s3.create_bucket(Bucket="legacy-photos")
         keys = [f"archive/{i} ü+%.jpg" for i in range(6)]
         for i, key in enumerate(keys):
             s3.put_object(Bucket="legacy-photos", Key=key, Body=photo_like_bytes(300, 200, seed=i))
         s3.put_object(Bucket="legacy-photos", Key="archive/readme.txt", Body=b"not an image")
-        tracker = Tracker("legacy-photos", TABLE, queue_url("imgpipe-dlq"))
+        tracker = Tracker("legacy-photos", stack.info["table"], stack.info["dlq_url"])
         code = imgpipe(
             [
                 "backfill",
                 "s3://legacy-photos/archive/",
                 "--queue-url",
-                queue_url(QUEUE),
+                stack.info["queue_url"],
                 "--no-progress",
             ]
         )
@@ -204,3 +203,41 @@ def test_up_stops_cleanly_on_sigterm_and_on_ctrl_c_even_as_a_background_job(
     """The helper checks the clean stop: exit code 0 after "stopping: finishing the batches"."""
     with imgpipe_up(["--workers", "1"], stop_with=stop_with, sigint_ignored=sigint_ignored) as up:
         assert [worker["alive"] for worker in up.status()["workers"]] == [True]
+
+
+def image_when_recorded(url: str, timeout_s: float) -> dict[str, Any]:
+    """GET /images/{id} until it stops answering 404 (not recorded yet)."""
+    deadline = time.monotonic() + timeout_s
+    while (answer := requests.get(url, timeout=10)).status_code == 404:
+        assert time.monotonic() < deadline, f"{url} still 404 after {timeout_s} s"
+        time.sleep(0.3)
+    return dict(answer.json())
+
+
+def test_the_api_is_routed_and_served_as_on_aws(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Through the local API Gateway: the template's routes only, ids with slashes on the
+    greedy route, uploads checked against their policy, renditions at the CDN stand-in, and
+    POST /process only with OnDemandProcessing."""
+    with imgpipe_up(["--workers", "1"]) as stack:
+        use(stack, monkeypatch)
+        assert requests.post(f"{stack.url}/process", json={}, timeout=10).json() == {
+            "message": "Not Found"
+        }
+        jpeg = photo_like_bytes(400, 300, seed=4)
+        upload = requests.post(f"{stack.url}/uploads", timeout=10, json={
+            "filename": "cat.jpg", "contentType": "image/jpeg", "size": len(jpeg)}).json()  # fmt: skip
+        form = {"file": ("cat.jpg", jpeg, "image/jpeg")}
+        posted = requests.post(upload["url"], data=upload["fields"], files=form, timeout=10)
+        assert posted.status_code == 204, posted.text
+        item = image_when_recorded(f"{stack.url}/images/{upload['imageId']}", 60)
+        assert item["status"] == "PROCESSED", item
+        for rendition in item["renditions"]:
+            assert rendition["url"].startswith(f"{stack.url}/cdn/")
+            served = requests.get(rendition["url"], timeout=10)
+            assert served.status_code == 200 and len(served.content) == rendition["bytes"]
+    with imgpipe_up(["--workers", "1", "--on-demand"]) as stack:
+        use(stack, monkeypatch)
+        boto3.client("s3").put_object(Bucket=stack.raw_bucket, Key="uploads/x/a.jpg", Body=jpeg)
+        body = {"bucket": stack.raw_bucket, "key": "uploads/x/a.jpg"}
+        answer = requests.post(f"{stack.url}/process", json=body, timeout=30)
+        assert answer.status_code == 200 and answer.json()["status"] == "PROCESSED"

@@ -8,10 +8,9 @@ from typing import Any
 import boto3
 import pytest
 from aws_helpers import AWS_ENV
-from moto.server import ThreadedMotoServer
 
 from infra.local.accounting import Tracker
-from infra.local.moto_server import DUMMY_CREDENTIALS
+from infra.local.moto_server import EmbeddedAws
 from infra.local.poller import invoke
 from infra.local.provision import provision
 from loadtest.synthetic import photo_like_bytes
@@ -45,16 +44,14 @@ def test_a_raising_function_fails_the_whole_batch() -> None:
 def test_worker_command_polls_any_queue_and_stops_on_sigterm(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """`imgpipe worker` against a queue it did not create (the EC2/ECS mode)."""
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    try:
-        endpoint = f"http://{host}:{port}"
-        for name, value in {**AWS_ENV, **DUMMY_CREDENTIALS, "AWS_ENDPOINT_URL": endpoint}.items():
-            monkeypatch.setenv(name, value)
+    """`imgpipe worker` against a queue it did not create (the EC2/ECS mode), with the
+    credentials of its environment (the operator's here; a task role on ECS)."""
+    for name, value in AWS_ENV.items():
+        monkeypatch.setenv(name, value)
+    with EmbeddedAws() as aws:
         stack = provision("ecs")
-        env = {**stack.env(), **AWS_ENV, **DUMMY_CREDENTIALS, "AWS_ENDPOINT_URL": endpoint}
+        env = {**stack.env(), **AWS_ENV, **aws.env}
+        env.pop("AWS_SESSION_TOKEN")
         worker = subprocess.Popen(
             [
                 sys.executable,
@@ -84,5 +81,3 @@ def test_worker_command_polls_any_queue_and_stops_on_sigterm(
         assert worker.returncode == 0, errors
         assert "finishing the batches in flight" in errors
         assert tracker.items["ecs/photo.jpg"]["status"] == "PROCESSED"
-    finally:
-        server.stop()

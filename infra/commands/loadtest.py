@@ -128,6 +128,12 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="S",
         help="seconds between samples of queue depth, CPU and memory",
     )
+    tuning.add_argument(
+        "--no-iam-enforcement",
+        action="store_true",
+        help="embedded stack only: run moto without IAM and signature checks, to measure what "
+        "enforcement costs (the default, and every test, enforces them)",
+    )
     tuning.add_argument("--json", action="store_true", help="print the summary as JSON")
 
     cost = parser.add_argument_group("cost model")
@@ -305,7 +311,12 @@ def _drive(args: argparse.Namespace, pool: list[Any], sizes: Any, formats: Any) 
     if options.mode == "enqueue" and not options.source_bucket:
         options.source_bucket = "imgpipe-loadtest-src"
     stack_options = StackOptions(
-        workers=args.workers, batch_window_s=args.batch_window, threads_per_worker=args.threads
+        workers=args.workers,
+        batch_window_s=args.batch_window,
+        threads_per_worker=args.threads,
+        strict=not args.no_iam_enforcement,
+        # The process role may read another bucket only through the template's parameter.
+        parameters={"BackfillSourceBuckets": options.source_bucket or ""},
     )
     error_console.print("starting the embedded stack (moto on loopback, worker processes)...")
     os.environ["IMGPIPE_WORKERS"] = str(args.threads)
@@ -315,6 +326,7 @@ def _drive(args: argparse.Namespace, pool: list[Any], sizes: Any, formats: Any) 
         stack_info.update(
             workers=args.workers,
             threads=args.threads,
+            iam_enforced=stack_options.strict,
             batch_size=target.batch_size,
             batch_window_s=local.resources.settings.batching_window if window is None else window,
         )

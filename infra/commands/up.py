@@ -1,9 +1,12 @@
 """`imgpipe up`: the embedded stack, workers, HTTP API and upload page, until Ctrl-C
-(or SIGTERM)."""
+(or SIGTERM). IAM from the template is enforced, every request is SigV4-verified, browser
+uploads are checked against their POST policy, and the API is routed as API Gateway does."""
 
 import argparse
+import json
 import os
 import signal
+import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -11,14 +14,21 @@ from typing import Any
 
 from infra.console import console, error_console
 
+API_TIMEOUT_S = 29  # the template's ApiFunction Timeout
+
 
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "up", help="run the embedded stack with the API and upload page", description=__doc__
     )
-    parser.add_argument("--port", type=int, default=8080, help="HTTP port for the page and API")
-    parser.add_argument("--aws-port", type=int, default=0, help="moto port (default: free port)")
-    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="processes")
+    parser.add_argument(
+        "--port", type=_port, default=8080, help="HTTP port of the page and API; 0 picks a free "
+        "one (default: %(default)s)"
+    )  # fmt: skip
+    parser.add_argument("--aws-port", type=_port, default=0,
+                        help="moto port (default: a free port)")  # fmt: skip
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1,
+                        help="worker processes (default: %(default)s)")  # fmt: skip
     parser.add_argument(
         "--function-timeout", type=float, default=None, help="seconds (default: the template's)"
     )
@@ -28,50 +38,121 @@ def register(subparsers: Any) -> None:
         default=None,
         help="seconds before a failed message returns (default: the template's); tests shorten it",
     )
+    parser.add_argument(
+        "--source-bucket", action="append", default=[], metavar="NAME",
+        help="a bucket backfill may read (the template's BackfillSourceBuckets; created when "
+        "missing); repeat for more",
+    )  # fmt: skip
+    parser.add_argument("--on-demand", action="store_true",
+                        help="OnDemandProcessing=true: the POST /process route and its grants")  # fmt: skip
+    parser.add_argument("--json", action="store_true",
+                        help="print one JSON line once ready (logs go to stderr)")  # fmt: skip
     parser.set_defaults(run=run)
+
+
+def _port(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a port number: {text!r}") from None
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"{value} is not a port (0-65535)")
+    return value
 
 
 def run(args: argparse.Namespace) -> int:
     from infra.local.http_api import LocalHttpServer
     from infra.local.stack import LocalStack, StackOptions
 
-    origin = f"http://127.0.0.1:{args.port}"
-    os.environ["IMGPIPE_CORS_ORIGINS"] = origin
-    options = StackOptions(
-        workers=args.workers,
-        port=args.aws_port,
-        function_timeout_s=args.function_timeout,
-        visibility_timeout_s=args.visibility_timeout,
-        cors_origins=(origin,),
-    )
-    local = LocalStack(options)
     try:
-        server = LocalHttpServer(args.port, local.status)
+        server = LocalHttpServer(args.port, dict)
     except OSError as exc:
-        error_console.print(f"[red]error:[/] cannot listen on {origin}: {exc.strerror}")
+        error_console.print(f"error: cannot listen on 127.0.0.1:{args.port}: {exc.strerror}",
+                            markup=False)  # fmt: skip
         return 2
+    origins = (f"http://127.0.0.1:{server.port}", f"http://localhost:{server.port}")
+    parameters = {
+        "AllowedOrigins": ",".join(origins),
+        "OnDemandProcessing": "true" if args.on_demand else "false",
+        "BackfillSourceBuckets": ",".join(args.source_bucket),
+    }
+    options = StackOptions(workers=args.workers, port=args.aws_port, parameters=parameters,
+                           function_timeout_s=args.function_timeout,
+                           visibility_timeout_s=args.visibility_timeout)  # fmt: skip
+    local = LocalStack(options)
+    server.status = local.status
+    out = error_console if args.json else console
     with local, stop_signals() as stop:  # handled before "up" is announced: no lost signal
-        stack = local.resources
+        api = serve_api(local, server, origins[0], args.source_bucket)
         thread = threading.Thread(target=server.serve_forever, name="http", daemon=True)
         thread.start()
-        console.print(f"imgpipe is up: open {origin}/  (Ctrl-C to stop)", soft_wrap=True)
-        console.print(f"  AWS endpoint  {local.aws.endpoint}")
-        console.print(f"  raw bucket    {stack.raw_bucket}")
-        console.print(f"  output bucket {stack.output_bucket}")
-        console.print(f"  table         {stack.table}")
-        console.print(f"  queue         {stack.queue_url}")
-        console.print(f"  DLQ           {stack.dlq_url}")
-        console.print(
-            f"  workers       {' '.join(map(str, local.pool.pids if local.pool else []))}"
-        )
+        announce(local, origins[0], args.json)
         try:
             while not stop.wait(0.5):  # a timed wait, so the handler always gets to run
                 pass
-            error_console.print("stopping: finishing the batches in flight...")
+            out.print("stopping: finishing the batches in flight...")
         finally:
             server.shutdown()
             server.server_close()
+            api.close()
     return 0
+
+
+def serve_api(local: Any, server: Any, origin: str, source_buckets: list[str]) -> Any:
+    """Start the API function (its own processes, its own role) behind the local gateway."""
+    from core.aws import s3_client
+    from infra.local.apigw import HttpApiGateway, cors_from_template, routes_from_template
+    from infra.local.functions import LocalFunction
+    from infra.local.http_api import cdn_reader
+    from infra.local.provision import API_FUNCTION, create_bucket
+
+    stack = local.resources
+    s3 = s3_client()
+    for bucket in source_buckets:
+        create_bucket(s3, bucket, stack.region)
+    env = {**local.function_env(API_FUNCTION), "IMGPIPE_CDN_DOMAIN": f"{origin}/cdn"}
+    api = LocalFunction("handlers.api.handler", env, API_TIMEOUT_S, "imgpipe-api")
+    api.warm()
+    resources = stack.resources
+    server.gateway = HttpApiGateway(
+        routes_from_template(resources), cors_from_template(resources), api.invoke
+    )
+    server.cdn = cdn_reader(s3, stack.output_bucket)  # CloudFront's own access (OAC)
+    return api
+
+
+def announce(local: Any, origin: str, as_json: bool) -> None:
+    stack = local.resources
+    operator = local.aws.operator
+    if as_json:
+        line = {
+            "api_url": origin,
+            "endpoint_url": local.aws.endpoint,
+            "region": stack.region,
+            "admin": {"access_key_id": operator.access_key_id,
+                      "secret_access_key": operator.secret_access_key},
+            "raw_bucket": stack.raw_bucket,
+            "processed_bucket": stack.output_bucket,
+            "table": stack.table,
+            "queue_url": stack.queue_url,
+            "dlq_url": stack.dlq_url,
+        }  # fmt: skip
+        sys.stdout.write(json.dumps(line) + "\n")
+        sys.stdout.flush()
+        return
+    console.print(f"imgpipe is up: open {origin}/  (Ctrl-C to stop)", soft_wrap=True, markup=False)
+    for label, value in (
+        ("AWS endpoint", local.aws.endpoint),
+        ("operator key", operator.access_key_id),
+        ("operator secret", operator.secret_access_key),
+        ("raw bucket", stack.raw_bucket),
+        ("output bucket", stack.output_bucket),
+        ("table", stack.table),
+        ("queue", stack.queue_url),
+        ("DLQ", stack.dlq_url),
+        ("workers", " ".join(map(str, local.pool.pids if local.pool else []))),
+    ):
+        console.print(f"  {label:<16}{value}", markup=False, soft_wrap=True)
 
 
 @contextmanager

@@ -1,17 +1,30 @@
-"""An embedded moto server on loopback that plays S3, SQS and DynamoDB."""
+"""An embedded moto server on loopback that plays S3, SQS, DynamoDB, IAM and STS, as strictly
+as AWS: IAM authentication on, signatures verified, and :mod:`infra.local.strict_front` in
+front for what moto does not check itself."""
 
 import logging
 import os
 import socket
+import threading
+import urllib.request
 from typing import Self
 
-from moto.server import ThreadedMotoServer
+import boto3
+from botocore.exceptions import ClientError
+from moto import settings as moto_settings
+from moto.core.authorization import ActionAuthenticatorMixin
+from moto.moto_server.werkzeug_app import (
+    DomainDispatcherApplication,
+    MotoRequestHandler,
+    create_backend_app,
+)
+from werkzeug.serving import BaseWSGIServer, make_server
 
-DUMMY_CREDENTIALS = {
-    "AWS_ACCESS_KEY_ID": "imgpipe-local",
-    "AWS_SECRET_ACCESS_KEY": "imgpipe-local",
-    "AWS_SESSION_TOKEN": "imgpipe-local",
-}
+from infra.local.iam import BOOTSTRAP_CALLS, Keys, bootstrap_operator, secret_for
+from infra.local.strict_front import StrictFront, authorise_like_iam
+
+# Only for the unauthenticated bootstrap calls, and for `strict=False` runs (measurements).
+BOOTSTRAP_CREDENTIALS = Keys("imgpipe-bootstrap", "imgpipe-bootstrap")
 
 
 def free_port() -> int:
@@ -20,18 +33,28 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
+class EnforcementError(RuntimeError):
+    """moto let through a request that AWS would refuse."""
+
+
 class EmbeddedAws:
     """Start moto on 127.0.0.1 and point this process (and its children) at it.
 
-    Only ``AWS_ENDPOINT_URL``, the region and dummy credentials change, so the code under
-    test makes the same boto3 calls it makes on AWS.
+    Only ``AWS_ENDPOINT_URL``, the region and the operator's credentials change, so the code
+    under test makes the same boto3 calls it makes on AWS. ``strict=False`` leaves moto's
+    IAM enforcement off; it exists to measure what enforcement costs, and nothing else.
     """
 
-    def __init__(self, port: int = 0, region: str = "us-east-1") -> None:
+    def __init__(self, port: int = 0, region: str = "us-east-1", strict: bool = True) -> None:
         self.port = port or free_port()
         self.region = region
-        self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=self.port, verbose=False)
+        self.strict = strict
+        self.operator = BOOTSTRAP_CREDENTIALS
+        self.front: StrictFront | None = None
+        self._server: BaseWSGIServer | None = None
+        self._thread: threading.Thread | None = None
         self._saved: dict[str, str | None] = {}
+        self._saved_auth = (moto_settings.INITIAL_NO_AUTH_ACTION_COUNT, 0)
 
     @property
     def endpoint(self) -> str:
@@ -43,23 +66,73 @@ class EmbeddedAws:
             "AWS_ENDPOINT_URL": self.endpoint,
             "AWS_REGION": self.region,
             "AWS_DEFAULT_REGION": self.region,
-            **DUMMY_CREDENTIALS,
+            **self.operator.env(),
         }
 
     def __enter__(self) -> Self:
         logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one line per request otherwise
-        self._server.start()
+        authorise_like_iam()
+        self.front = StrictFront(
+            DomainDispatcherApplication(create_backend_app), self.endpoint, self.region, secret_for
+        )
+        self._server = make_server(
+            "127.0.0.1", self.port, self.front, threaded=True, request_handler=MotoRequestHandler
+        )
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread.start()
+        # A fresh account: moto's backends are process-wide and outlive a previous server.
+        urllib.request.urlopen(
+            urllib.request.Request(f"{self.endpoint}/moto-api/reset", method="POST"), timeout=10
+        ).close()
+        self._saved_auth = (
+            moto_settings.INITIAL_NO_AUTH_ACTION_COUNT,
+            ActionAuthenticatorMixin.request_count,
+        )
+        if self.strict:
+            moto_settings.INITIAL_NO_AUTH_ACTION_COUNT = BOOTSTRAP_CALLS
+            ActionAuthenticatorMixin.request_count = 0
+        self.operator = bootstrap_operator(self._client("iam", BOOTSTRAP_CREDENTIALS))
+        if self.strict:
+            self._check_enforced()
         for name, value in self.env.items():
             self._saved[name] = os.environ.get(name)
             os.environ[name] = value
-        for name in ("AWS_PROFILE",):  # a profile would override the dummy credentials
+        for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN"):  # would override the operator's keys
             self._saved[name] = os.environ.pop(name, None)
+        boto3.DEFAULT_SESSION = None  # one made earlier caches the credentials it found then
         return self
 
+    def _client(self, service: str, keys: Keys) -> object:
+        return boto3.session.Session(
+            aws_access_key_id=keys.access_key_id,
+            aws_secret_access_key=keys.secret_access_key,
+            region_name=self.region,
+        ).client(service, endpoint_url=self.endpoint)  # type: ignore[call-overload]
+
+    def _check_enforced(self) -> None:
+        """Refuse to run if moto would accept a request signed with an unknown key."""
+        sts: object = self._client("sts", BOOTSTRAP_CREDENTIALS)
+        try:
+            sts.get_caller_identity()  # type: ignore[attr-defined]
+        except ClientError:
+            return
+        self.__exit__()
+        raise EnforcementError("moto accepted an unknown access key: IAM is not enforced")
+
     def __exit__(self, *_: object) -> None:
-        self._server.stop()
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+        if self._thread is not None:
+            self._thread.join(5)
+        moto_settings.INITIAL_NO_AUTH_ACTION_COUNT, ActionAuthenticatorMixin.request_count = (
+            self._saved_auth
+        )
         for name, value in self._saved.items():
             if value is None:
                 os.environ.pop(name, None)
             else:
                 os.environ[name] = value
+        self._saved.clear()
+        boto3.DEFAULT_SESSION = None

@@ -31,7 +31,7 @@ class PollerConfig:
     batch_size: int = 10
     batching_window_s: float = 0.0
     function_timeout_s: float = 120.0
-    env: Mapping[str, str] = field(default_factory=dict)
+    env: Mapping[str, str | None] = field(default_factory=dict)  # None: remove the variable
 
 
 def collect_batch(
@@ -99,13 +99,22 @@ def delete_succeeded(
 READY, ACKED, RETRIED = 0, 1, 2
 
 
+def apply_env(env: Mapping[str, str | None]) -> None:
+    """Set (or, for ``None``, remove) this process's variables, as a function's runtime has them."""
+    for name, value in env.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
+
+
 def worker_main(
     config: PollerConfig, stop: SharedFlag, counters: Any, busy: Any, slot: int
 ) -> None:
     """One worker process: poll, invoke, delete, until ``stop`` is set."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when to stop
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    os.environ.update(config.env)
+    apply_env(config.env)
     # Lambda writes logs and EMF metrics to stdout; here that is the CLI's stdout, which
     # belongs to `--json` output, so a worker's stdout goes to stderr instead.
     os.dup2(sys.stderr.fileno(), sys.stdout.fileno())

@@ -1,17 +1,24 @@
 """Create, on any AWS endpoint (moto locally), what ``infra/template.yaml`` describes.
 
-The numbers (visibility timeout, redrive, retention, message size) come from the template
-through ``infra.template_model``, so the two cannot drift apart silently.
+Names, numbers, tags, CORS rules, notifications and the functions' IAM roles all come from the
+template through ``infra.template_model``, resolved for the given parameters, so the two cannot
+drift apart silently. Bucket names are the template's own (``{BucketPrefix}-raw-{account}-
+{region}``): the template builds ARNs from them with ``!Sub``.
 """
 
 import os
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 import boto3
 
+from core.aws import s3_client
+from infra.local.iam import ACCOUNT_ID, create_roles
 from infra.local.lambda_event import queue_arn_from_url
-from infra.template_model import StackSettings, stack_settings
+from infra.template_model import Evaluator, StackSettings, load_template, stack_settings
+
+PROCESS_FUNCTION, API_FUNCTION = "ProcessFunction", "ApiFunction"
 
 
 @dataclass(frozen=True)
@@ -26,6 +33,8 @@ class Stack:
     queue_arn: str
     dlq_url: str
     settings: StackSettings
+    roles: Mapping[str, str] = field(default_factory=dict)  # function logical id -> role ARN
+    resources: Mapping[str, Any] = field(default_factory=dict)  # the resolved template
 
     def env(self) -> dict[str, str]:
         return {
@@ -43,51 +52,97 @@ def region() -> str:
 def provision(
     prefix: str = "imgpipe",
     settings: StackSettings | None = None,
-    cors_origins: tuple[str, ...] = (),
+    parameters: Mapping[str, str] | None = None,
 ) -> Stack:
-    """Create the buckets, queues, notification and table (idempotent on moto)."""
-    settings = settings or stack_settings()
+    """Create the buckets, queues, notification, table and roles (idempotent on moto)."""
     where = region()
-    s3: Any = boto3.client("s3", region_name=where)
+    params = {"BucketPrefix": prefix, **(parameters or {})}
+    pseudo = {"AWS::Region": where, "AWS::StackName": prefix, "AWS::AccountId": ACCOUNT_ID}
+    template = load_template()
+    settings = settings or stack_settings(template, params)
+    first = Evaluator(template, params, pseudo=pseudo).resources()
+    s3: Any = s3_client(region=where)
     sqs: Any = boto3.client("sqs", region_name=where)
-    dynamodb: Any = boto3.client("dynamodb", region_name=where)
-    raw, output, table = f"{prefix}-raw", f"{prefix}-processed", f"{prefix}-images"
+    raw = str(first["RawBucket"]["Properties"]["BucketName"])
+    output = str(first["ProcessedBucket"]["Properties"]["BucketName"])
+    table = f"{prefix}-images"
     for bucket in (raw, output):
         create_bucket(s3, bucket, where)
-    dlq_url = sqs.create_queue(
-        QueueName=f"{prefix}-dlq",
-        Attributes=settings.dlq_attributes,
-    )["QueueUrl"]
+    dlq_url = sqs.create_queue(QueueName=f"{prefix}-dlq", Attributes=settings.dlq_attributes)[
+        "QueueUrl"
+    ]
     dlq_arn = queue_arn_from_url(dlq_url, where)
     queue_url = sqs.create_queue(
         QueueName=f"{prefix}-jobs",
         Attributes={**settings.queue_attributes, "RedrivePolicy": settings.redrive_policy(dlq_arn)},
+        tags=_tags(first["JobsQueue"]["Properties"]),
     )["QueueUrl"]
     queue_arn = queue_arn_from_url(queue_url, where)
+    _create_table(boto3.client("dynamodb", region_name=where), table)
+    physical = _physical(where, prefix, raw, output, table, queue_url, queue_arn, dlq_url, dlq_arn)
+    resources = Evaluator(template, params, physical, pseudo).resources()
+    _configure_raw_bucket(s3, raw, resources["RawBucket"]["Properties"])
+    roles = create_roles(boto3.client("iam", region_name=where), resources, prefix)
+    return Stack(where, raw, output, table, queue_url, queue_arn, dlq_url, settings,
+                 roles, resources)  # fmt: skip
+
+
+def _physical(
+    where: str, prefix: str, raw: str, output: str, table: str,
+    queue_url: str, queue_arn: str, dlq_url: str, dlq_arn: str,
+) -> dict[str, str]:  # fmt: skip
+    """What CloudFormation's ``Ref`` and ``GetAtt`` give for the resources created here."""
+    logs = f"arn:aws:logs:{where}:{ACCOUNT_ID}:log-group:/imgpipe/{prefix}"
+    return {
+        "RawBucket": raw, "RawBucket.Arn": f"arn:aws:s3:::{raw}",
+        "ProcessedBucket": output, "ProcessedBucket.Arn": f"arn:aws:s3:::{output}",
+        "ImagesTable": table,
+        "ImagesTable.Arn": f"arn:aws:dynamodb:{where}:{ACCOUNT_ID}:table/{table}",
+        "JobsQueue": queue_url, "JobsQueue.Arn": queue_arn,
+        "JobsQueue.QueueName": queue_arn.rsplit(":", 1)[-1],
+        "DeadLetterQueue": dlq_url, "DeadLetterQueue.Arn": dlq_arn,
+        "DeadLetterQueue.QueueName": dlq_arn.rsplit(":", 1)[-1],
+        "ProcessLogGroup.Arn": f"{logs}/process:*", "ApiLogGroup.Arn": f"{logs}/api:*",
+    }  # fmt: skip
+
+
+def _tags(queue: Mapping[str, Any]) -> dict[str, str]:
+    return {str(tag["Key"]): str(tag["Value"]) for tag in queue.get("Tags") or []}
+
+
+def _configure_raw_bucket(s3: Any, bucket: str, properties: Mapping[str, Any]) -> None:
+    """The template's notification and CORS rules on the raw bucket."""
+    notification = properties.get("NotificationConfiguration") or {}
+    queues = []
+    for index, entry in enumerate(notification.get("QueueConfigurations") or []):
+        config: dict[str, Any] = {"Id": f"jobs-{index}", "QueueArn": entry["Queue"],
+                                  "Events": [entry["Event"]]}  # fmt: skip
+        rules = ((entry.get("Filter") or {}).get("S3Key") or {}).get("Rules")
+        if rules:
+            config["Filter"] = {"Key": {"FilterRules": rules}}
+        queues.append(config)
     s3.put_bucket_notification_configuration(
-        Bucket=raw,
-        NotificationConfiguration={
-            "QueueConfigurations": [
-                {"Id": "imgpipe-jobs", "QueueArn": queue_arn, "Events": ["s3:ObjectCreated:*"]}
-            ]
-        },
+        Bucket=bucket, NotificationConfiguration={"QueueConfigurations": queues}
     )
-    if cors_origins:
+    rules = (properties.get("CorsConfiguration") or {}).get("CorsRules") or []
+    if rules:
         s3.put_bucket_cors(
-            Bucket=raw,
-            CORSConfiguration={
-                "CORSRules": [
-                    {
-                        "AllowedOrigins": list(cors_origins),
-                        "AllowedMethods": ["POST"],
-                        "AllowedHeaders": ["*"],
-                        "MaxAgeSeconds": 3000,
-                    }
-                ]
-            },
+            Bucket=bucket,
+            CORSConfiguration={"CORSRules": [_cors_rule(rule) for rule in rules]},
         )
-    _create_table(dynamodb, table)
-    return Stack(where, raw, output, table, queue_url, queue_arn, dlq_url, settings)
+
+
+def _cors_rule(rule: Mapping[str, Any]) -> dict[str, Any]:
+    """CloudFormation's ``CorsRules`` entry as the S3 API's ``CORSRule``."""
+    names = {"MaxAge": "MaxAgeSeconds", "ExposedHeaders": "ExposeHeaders", "Id": "ID"}
+    return {names.get(key, key): value for key, value in rule.items()}
+
+
+def post_rule(resources: Mapping[str, Any], bucket_logical_id: str = "RawBucket") -> dict[str, Any]:
+    """The bucket's CORS rule for POST (browser uploads), as the template writes it."""
+    properties = resources[bucket_logical_id]["Properties"]
+    rules = (properties.get("CorsConfiguration") or {}).get("CorsRules") or []
+    return next((dict(rule) for rule in rules if "POST" in rule.get("AllowedMethods", [])), {})
 
 
 def create_bucket(s3: Any, name: str, where: str) -> None:

@@ -2,16 +2,21 @@
 
 import logging
 import os
+import tempfile
 import threading
-from dataclasses import dataclass, replace
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any, Self
 
 import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
+from infra.local.iam import STATIC_CREDENTIALS, function_env, write_profiles
 from infra.local.moto_server import EmbeddedAws
 from infra.local.poller import PollerConfig, WorkerPool
-from infra.local.provision import Stack, provision
+from infra.local.provision import PROCESS_FUNCTION, Stack, post_rule, provision
+from infra.local.strict_front import FormPostGuard
 from infra.template_model import stack_settings
 
 log = logging.getLogger("imgpipe.stack")
@@ -28,9 +33,10 @@ class StackOptions:
     batch_window_s: float | None = None  # None: the template's MaximumBatchingWindowInSeconds
     function_timeout_s: float | None = None  # None: the template's Timeout
     visibility_timeout_s: int | None = None  # None: the template's (6x Timeout); tests shorten it
-    cors_origins: tuple[str, ...] = ()
+    parameters: Mapping[str, str] = field(default_factory=dict)  # the template's parameters
     depth_warning: int = DEFAULT_DEPTH_WARNING
     threads_per_worker: int = 1
+    strict: bool = True  # False only to measure what IAM enforcement costs (loadtest)
 
 
 class LocalStack:
@@ -38,8 +44,10 @@ class LocalStack:
 
     def __init__(self, options: StackOptions | None = None) -> None:
         self.options = options or StackOptions()
-        self.aws = EmbeddedAws(self.options.port)
+        self.aws = EmbeddedAws(self.options.port, strict=self.options.strict)
         self.stack: Stack | None = None
+        self._credentials = tempfile.TemporaryDirectory(prefix="imgpipe-iam-")
+        self.config_file = Path(self._credentials.name) / "config"
         self.pool: WorkerPool | None = None
         self.depth = 0
         self.depth_peak = 0
@@ -50,10 +58,16 @@ class LocalStack:
     def __enter__(self) -> Self:
         self.aws.__enter__()
         try:
-            settings = stack_settings()
+            parameters = dict(self.options.parameters)
+            settings = stack_settings(parameters=parameters)
             if self.options.visibility_timeout_s is not None:
                 settings = replace(settings, visibility_timeout=self.options.visibility_timeout_s)
-            self.stack = provision(self.options.prefix, settings, self.options.cors_origins)
+            self.stack = provision(self.options.prefix, settings, parameters)
+            assert self.aws.front is not None
+            self.aws.front.guard(
+                FormPostGuard.from_rule(self.stack.raw_bucket, post_rule(self.stack.resources))
+            )
+            write_profiles(self.config_file, self.aws.operator, self.stack.roles)
             for name, value in self.stack.env().items():
                 os.environ[name] = value
             timeout = self.options.function_timeout_s or settings.function_timeout
@@ -78,9 +92,17 @@ class LocalStack:
             raise
         return self
 
-    def worker_env(self) -> dict[str, str]:
+    def function_env(self, function: str) -> dict[str, str | None]:
+        """The environment of a local process playing ``function``: the stack's settings and
+        the endpoint, and credentials only from the function's role (static keys removed)."""
         assert self.stack is not None
-        env = {**self.aws.env, **self.stack.env()}
+        env: dict[str, str | None] = {**self.aws.env, **self.stack.env()}
+        env.update(dict.fromkeys(STATIC_CREDENTIALS))
+        env.update(function_env(self.config_file, function))
+        return env
+
+    def worker_env(self) -> dict[str, str | None]:
+        env = self.function_env(PROCESS_FUNCTION)
         env.setdefault("IMGPIPE_WORKERS", os.environ.get("IMGPIPE_WORKERS", ""))
         if not env["IMGPIPE_WORKERS"]:
             env["IMGPIPE_WORKERS"] = str(self.options.threads_per_worker)
@@ -99,6 +121,7 @@ class LocalStack:
         if self._monitor is not None:
             self._monitor.join(5)
         self.aws.__exit__()
+        self._credentials.cleanup()
 
     def _watch(self) -> None:
         sqs = boto3.client("sqs")
