@@ -1,26 +1,36 @@
-"""The upload page end to end in real headless Chromium, against `imgpipe up`.
+"""The upload page end to end in real headless Chromium, against `imgpipe up --json --port 0`.
 
 Chromium comes from Debian (`apt-get install -y chromium`, which `make test` does); Playwright
 for Python drives it through ``executable_path`` (no `playwright install`). Without Chromium
-or Playwright the test skips with the reason; it never skips silently.
+or Playwright the tests skip with the reason; they never skip silently.
+
+Besides the happy path, the page must say in words why S3 refused an upload. Those tests drive
+the page's own UI (the drop zone's file chooser) and alter the `/uploads` exchange inside the
+page's JS context, by wrapping ``window.fetch``: no request is intercepted by Playwright, so the
+browser's CORS handling (preflight included) is the real one.
 """
 
 import io
+import json
 import os
 import queue
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import threading
 import time
 import urllib.request
-from collections.abc import Iterator
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
+from xml.etree import ElementTree
 
+import boto3
 import pytest
+from botocore.config import Config
 
 from loadtest.synthetic import photo_like
 
@@ -36,8 +46,12 @@ CHROMIUM_ARGS = [
     "--disable-sync",
 ]
 READY_TIMEOUT_S = 90
+STOP_TIMEOUT_S = 30
 RESULT_TIMEOUT_MS = 120_000
+UPLOAD_TIMEOUT_MS = 30_000
 FINISHED = ("done", "failed", "refused", "error")
+STOPPING = "stopping: finishing the batches in flight..."
+ANNOUNCED = ("api_url", "endpoint_url", "region", "admin", "raw_bucket", "processed_bucket")
 
 
 def chromium_path() -> str:
@@ -51,55 +65,57 @@ def chromium_path() -> str:
     )
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 class Server:
-    """`imgpipe up` in a subprocess, its output collected by a reader thread."""
+    """`imgpipe up --json --port 0` in a subprocess: its one JSON line on stdout, its log
+    (stderr) collected by a reader thread."""
 
-    def __init__(self, port: int) -> None:
-        self.port = port
-        self.url = f"http://127.0.0.1:{port}/"
+    def __init__(self) -> None:
+        self.info: dict[str, Any] = {}
         self.lines: queue.Queue[str] = queue.Queue()
         self.output: list[str] = []
-        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "infra.cli", "up", "--port", str(port)],
+            [sys.executable, "-m", "infra.cli", "up", "--json", "--port", "0"],
             cwd=REPO,
-            env=env,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
+            stderr=subprocess.PIPE,
             text=True,
         )
-        threading.Thread(target=self._read, daemon=True).start()
+        assert self.process.stdout is not None and self.process.stderr is not None
+        self.readers = [
+            threading.Thread(target=_drain, args=(stream, sink), daemon=True)
+            for stream, sink in ((self.process.stdout, self.lines.put),
+                                 (self.process.stderr, self.output.append))
+        ]  # fmt: skip
+        for reader in self.readers:
+            reader.start()
 
-    def _read(self) -> None:
-        assert self.process.stdout is not None
-        for line in self.process.stdout:
-            self.output.append(line)
-            self.lines.put(line)
+    @property
+    def url(self) -> str:
+        return f"{self.info['api_url']}/"
 
     def log(self) -> str:
         return "".join(self.output[-80:])
 
     def wait_ready(self) -> None:
-        """Until it prints a line with the page URL, then until the page and /config answer."""
+        """Until the JSON line, then until the page and /config answer."""
         deadline = time.monotonic() + READY_TIMEOUT_S
-        announced = False
-        while not announced:
+        while not self.info:
             if self.process.poll() is not None:
                 pytest.fail(f"`imgpipe up` exited with {self.process.returncode}:\n{self.log()}")
             if time.monotonic() > deadline:
-                pytest.fail(f"`imgpipe up` printed no ready line with {self.url}:\n{self.log()}")
+                pytest.fail(f"`imgpipe up --json` printed no JSON line:\n{self.log()}")
             try:
                 line = self.lines.get(timeout=0.5)
             except queue.Empty:
                 continue
-            announced = f"127.0.0.1:{self.port}" in line
+            try:
+                self.info = json.loads(line)
+            except ValueError:
+                pytest.fail(f"`imgpipe up --json` printed a line that is not JSON: {line!r}")
+        missing = [name for name in ANNOUNCED if name not in self.info]
+        assert not missing, f"the JSON line lacks {missing}: {self.info}"
         for path in ("", "config"):
             while True:
                 try:
@@ -113,23 +129,93 @@ class Server:
                 time.sleep(0.3)
 
     def stop(self) -> None:
+        """SIGINT, as Ctrl-C: the stack finishes the batches in flight and exits 0."""
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGINT)
             try:
-                self.process.wait(timeout=30)
+                self.process.wait(timeout=STOP_TIMEOUT_S)
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait(timeout=10)
+        for reader in self.readers:
+            reader.join(timeout=5)
+
+    def admin_s3(self) -> Any:
+        """An S3 client with the operator's keys from the JSON line."""
+        admin = self.info["admin"]
+        return boto3.client(
+            "s3",
+            endpoint_url=self.info["endpoint_url"],
+            region_name=self.info["region"],
+            aws_access_key_id=admin["access_key_id"],
+            aws_secret_access_key=admin["secret_access_key"],
+            config=Config(signature_version="s3v4"),
+        )
 
 
-@pytest.fixture
-def imgpipe_up() -> Iterator[Server]:
-    server = Server(free_port())
+def _drain(stream: IO[str], sink: Callable[[str], object]) -> None:
+    for line in stream:
+        sink(line)
+
+
+@dataclass
+class Tab:
+    """A browser page with the errors it reported."""
+
+    page: Any
+    errors: list[str] = field(default_factory=list)
+
+    def page_errors(self) -> list[str]:
+        return [error for error in self.errors if error.startswith("page error:")]
+
+
+@pytest.fixture(scope="module")
+def chromium() -> tuple[str, Any]:
+    """Chromium's path and Playwright's sync API, checked before the stack starts."""
+    executable = chromium_path()
+    sync_api = pytest.importorskip(
+        "playwright.sync_api",
+        reason="Playwright for Python drives Chromium: pip install playwright",
+    )
+    return executable, sync_api
+
+
+@pytest.fixture(scope="module")
+def imgpipe_up(chromium: tuple[str, Any]) -> Iterator[Server]:
+    server = Server()
     try:
         server.wait_ready()
         yield server
     finally:
         server.stop()
+    assert server.process.returncode == 0, f"exit {server.process.returncode}:\n{server.log()}"
+    assert STOPPING in "".join(server.output), server.log()
+
+
+@pytest.fixture(scope="module")
+def browser(chromium: tuple[str, Any]) -> Iterator[Any]:
+    executable, sync_api = chromium
+    with sync_api.sync_playwright() as playwright:
+        launched = playwright.chromium.launch(
+            executable_path=executable, args=CHROMIUM_ARGS, headless=True
+        )
+        try:
+            yield launched
+        finally:
+            launched.close()
+
+
+@pytest.fixture
+def tab(browser: Any) -> Iterator[Tab]:
+    """A fresh page (en-US, so that numbers print as "1,234"), its errors recorded."""
+    page = browser.new_page(viewport={"width": 1100, "height": 900}, locale="en-US")
+    opened = Tab(page)
+    page.on("pageerror", lambda error: opened.errors.append(f"page error: {error}"))
+    page.on("console", lambda message: console_error(message, opened.errors))
+    try:
+        yield opened
+    finally:
+        page.close()
 
 
 @pytest.fixture
@@ -149,35 +235,15 @@ def upload_files(tmp_path: Path) -> dict[str, Path]:
     return {"jpeg": jpeg, "heic": heic, "fake": fake}
 
 
-def launch_browser(playwright: Any, executable: str) -> Any:
-    return playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS, headless=True)
+@pytest.fixture
+def small_png(tmp_path: Path) -> Path:
+    path = tmp_path / "small.png"
+    photo_like(96, 64, seed=13).save(path, "PNG")
+    return path
 
 
 def card(page: Any, name: str) -> Any:
     return page.locator(".file-card", has=page.locator(".file-name", has_text=name))
-
-
-@pytest.fixture
-def chromium() -> tuple[str, Any]:
-    """Chromium's path and Playwright's sync API, checked before the stack starts."""
-    executable = chromium_path()
-    sync_api = pytest.importorskip(
-        "playwright.sync_api",
-        reason="Playwright for Python drives Chromium: pip install playwright",
-    )
-    return executable, sync_api
-
-
-def test_upload_page_in_headless_chromium(
-    chromium: tuple[str, Any], imgpipe_up: Server, upload_files: dict[str, Path], tmp_path: Path
-) -> None:
-    executable, sync_api = chromium
-    with sync_api.sync_playwright() as playwright:
-        browser = launch_browser(playwright, executable)
-        try:
-            run_page(sync_api, browser, imgpipe_up, upload_files, tmp_path)
-        finally:
-            browser.close()
 
 
 def console_error(message: Any, errors: list[str]) -> None:
@@ -190,21 +256,97 @@ def console_error(message: Any, errors: list[str]) -> None:
     errors.append(f"console: {message.text} ({url})")
 
 
-def run_page(
-    sync_api: Any, browser: Any, server: Server, files: dict[str, Path], tmp_path: Path
+def open_page(sync_api: Any, page: Any, url: str) -> None:
+    page.goto(url)
+    sync_api.expect(page.locator("#limits")).to_contain_text("per image")
+
+
+def is_storage_post(server: Server) -> Callable[[Any], bool]:
+    """Whether a response answers a form POST to S3 (not its preflight, an OPTIONS)."""
+    endpoint = server.info["endpoint_url"]
+    return lambda response: response.request.method == "POST" and response.url.startswith(endpoint)
+
+
+def storage_posts(page: Any, server: Server) -> list[Any]:
+    """The S3 answers to the page's form POSTs, as they arrive."""
+    wanted = is_storage_post(server)
+    answers: list[Any] = []
+    page.on("response", lambda response: answers.append(response) if wanted(response) else None)
+    return answers
+
+
+def choose_file(page: Any, path: Path) -> Any:
+    """Pick ``path`` in the file chooser that a click on the drop zone opens; its card."""
+    with page.expect_file_chooser() as chooser:
+        page.locator("#dropzone").click()
+    chooser.value.set_files(str(path))
+    item = card(page, path.name)
+    item.wait_for()
+    return item
+
+
+def settle(page: Any, item: Any, pending: tuple[str, ...], timeout_ms: float) -> str:
+    """Wait until the card's state is no longer one of ``pending``; that state."""
+    page.wait_for_function(
+        "([el, pending]) => !pending.includes(el.dataset.state)",
+        arg=[item.element_handle(), list(pending)],
+        timeout=timeout_ms,
+    )
+    return str(item.get_attribute("data-state"))
+
+
+# ---------------------------------------------------------------- the happy path
+
+
+def test_upload_page_in_headless_chromium(
+    chromium: tuple[str, Any],
+    imgpipe_up: Server,
+    tab: Tab,
+    upload_files: dict[str, Path],
+    tmp_path: Path,
 ) -> None:
-    page = browser.new_page(viewport={"width": 1100, "height": 900})
+    sync_api, page = chromium[1], tab.page
     # A listener from the start turns file-chooser interception on before any click, so the
     # chooser the keyboard opens below is always reported (never a native dialog).
     choosers: list[Any] = []
     page.on("filechooser", lambda chooser: choosers.append(chooser))
-    errors: list[str] = []
-    page.on("pageerror", lambda error: errors.append(f"page error: {error}"))
-    page.on("console", lambda message: console_error(message, errors))
-    page.goto(server.url)
-    sync_api.expect(page.locator("#limits")).to_contain_text("per image")
+    open_page(sync_api, page, imgpipe_up.url)
+    open_chooser_with_keyboard(sync_api, page, choosers)
 
-    # The drop zone is a button reached with the keyboard; Enter opens the file picker.
+    page.set_input_files("#file-input", [str(path) for path in upload_files.values()])
+    sync_api.expect(page.locator(".file-card")).to_have_count(3)
+    finished = ", ".join(f'[data-state="{state}"]' for state in FINISHED)
+    page.wait_for_function(
+        f"() => document.querySelectorAll('.file-card:is({finished})').length === 3",
+        timeout=RESULT_TIMEOUT_MS,
+    )
+    page.wait_for_function(
+        "() => [...document.querySelectorAll('.file-card[data-state=done] .preview-img')]"
+        ".every(img => img.complete && img.naturalWidth > 0)",
+        timeout=30_000,
+    )
+    renditions = page.evaluate("fetch('/config').then(r => r.json()).then(c => c.renditions)")
+    assert renditions, "GET /config lists no renditions"
+    for name in (upload_files["jpeg"].name, upload_files["heic"].name):
+        check_renditions(card(page, name), name, renditions, imgpipe_up)
+
+    fake = card(page, upload_files["fake"].name)
+    assert fake.get_attribute("data-state") == "failed", fake.inner_text()
+    assert fake.get_attribute("data-reason") == "unsupported_format"
+    message = fake.locator(".file-status").inner_text()
+    assert "Rejected" in message and "not an image" in message, message
+    assert fake.locator(".rendition-table tbody tr").count() == 0
+    assert fake.locator(".retry").is_hidden()
+    assert tab.errors == [], tab.errors
+
+    page.screenshot(path=str(tmp_path / "upload-page.png"), full_page=True)
+    page.set_viewport_size({"width": 390, "height": 844})
+    page.screenshot(path=str(tmp_path / "upload-page-mobile.png"), full_page=True)
+    assert (tmp_path / "upload-page.png").stat().st_size > 10_000
+
+
+def open_chooser_with_keyboard(sync_api: Any, page: Any, choosers: list[Any]) -> None:
+    """The drop zone is a button reached with the keyboard; Enter opens the file picker."""
     dropzone = page.locator("#dropzone")
     for _ in range(2):  # the skip link, then the drop zone
         page.keyboard.press("Tab")
@@ -218,49 +360,156 @@ def run_page(
     assert choosers[0].is_multiple()
     assert choosers[0].element.get_attribute("id") == "file-input"
 
-    page.set_input_files("#file-input", [str(path) for path in files.values()])
-    cards = page.locator(".file-card")
-    sync_api.expect(cards).to_have_count(3)
-    finished = ", ".join(f'[data-state="{state}"]' for state in FINISHED)
-    page.wait_for_function(
-        f"() => document.querySelectorAll('.file-card:is({finished})').length === 3",
-        timeout=RESULT_TIMEOUT_MS,
+
+def check_renditions(item: Any, name: str, renditions: list[str], server: Server) -> None:
+    """A card that is done: one table row and link per rendition, and the thumbnail shown."""
+    status = item.locator(".file-status").inner_text()
+    assert item.get_attribute("data-state") == "done", f"{name}: {status}\n{server.log()}"
+    rows = item.locator(".rendition-table tbody tr")
+    assert rows.count() == len(renditions)
+    names = [rows.nth(i).get_attribute("data-rendition") for i in range(rows.count())]
+    assert sorted(map(str, names)) == sorted(renditions)
+    first = rows.first.inner_text()
+    assert "×" in first and "%" in first, first
+    thumb = item.locator(".preview-img")
+    assert thumb.is_visible()
+    assert thumb.get_attribute("alt") == f"Thumbnail of {name}"
+    assert "thumb/" in (thumb.get_attribute("src") or "")
+    assert thumb.evaluate("img => img.naturalWidth") > 0
+    assert item.locator(".rendition-table a").count() == len(renditions)
+
+
+def test_page_works_from_localhost(
+    chromium: tuple[str, Any], imgpipe_up: Server, tab: Tab, small_png: Path
+) -> None:
+    """The other origin the stack allows: the page, its API calls and the S3 upload (CORS)."""
+    origin = imgpipe_up.info["api_url"].replace("//127.0.0.1:", "//localhost:")
+    assert origin != imgpipe_up.info["api_url"], origin
+    open_page(chromium[1], tab.page, f"{origin}/")
+    posts = storage_posts(tab.page, imgpipe_up)
+    item = choose_file(tab.page, small_png)
+    pending = ("queued", "uploading", "processing")
+    state = settle(tab.page, item, pending, RESULT_TIMEOUT_MS)
+    status = item.locator(".file-status").inner_text()
+    assert state == "done", f"{status}\n{imgpipe_up.log()}"
+    assert [post.status for post in posts] == [204], status
+    assert posts[0].headers.get("access-control-allow-origin") == origin
+    assert tab.errors == [], tab.errors
+
+
+# ---------------------------------------------------------------- S3's refusals, in words
+
+# Run in the page: wraps window.fetch so that the page's own POST /uploads goes through two
+# edits, /* ask */ on the JSON it sends and /* answer */ on the JSON it gets back (`extra` comes
+# from the test). window.restoreFetch() undoes it.
+ALTER_UPLOADS = """extra => {
+  const send = window.fetch.bind(window);
+  window.restoreFetch = () => { window.fetch = send; };
+  window.fetch = async (input, init = {}) => {
+    if (String(input) !== "/uploads") return send(input, init);
+    const ask = JSON.parse(init.body);
+    /* ask */
+    const response = await send(input, { ...init, body: JSON.stringify(ask) });
+    const answer = await response.json();
+    /* answer */
+    const headers = { "Content-Type": "application/json" };
+    return new Response(JSON.stringify(answer), { status: response.status, headers });
+  };
+}"""
+CHANGE_LENGTH_RANGE = """
+const doc = JSON.parse(atob(answer.fields.policy));
+doc.conditions = doc.conditions.map((c) =>
+  Array.isArray(c) && c[0] === "content-length-range" ? [c[0], c[1], c[2] + 1000] : c);
+answer.fields.policy = btoa(JSON.stringify(doc));
+"""
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """How the test alters the /uploads exchange, and how S3 and then the page must answer."""
+
+    ask: str  # JS editing `ask`, the JSON the page sends to /uploads
+    answer: str  # JS editing `answer`, the JSON /uploads returns (`extra` from the test)
+    status: int
+    code: str
+    words: Callable[[int], str]  # the card's status, given the file's size
+    expired: bool = False  # `extra` is a POST the test signed with an expiry in the past
+
+
+REFUSALS = {
+    "larger-than-declared": Refusal(
+        "ask.size -= 16;", "", 400, "EntityTooLarge",
+        lambda n: f"The file is larger than declared ({n:,} bytes; "
+        f"the upload allows {n - 16:,} bytes).",
+    ),
+    "smaller-than-declared": Refusal(
+        "ask.size += 16;", "", 400, "EntityTooSmall",
+        lambda n: f"The file is smaller than declared ({n:,} bytes; "
+        f"the upload needs {n + 16:,} bytes).",
+    ),
+    "other-type-than-declared": Refusal(
+        "", 'answer.fields["Content-Type"] = "image/jpeg";', 403, "AccessDenied",
+        lambda n: "The file's type does not match the one declared (image/png).",
+    ),
+    "expired-policy": Refusal(
+        "", "Object.assign(answer, extra);", 403, "AccessDenied",
+        lambda n: "The upload link expired; try again.", expired=True,
+    ),
+    "tampered-policy": Refusal(
+        "", CHANGE_LENGTH_RANGE, 403, "SignatureDoesNotMatch",
+        lambda n: "The upload was refused: the signed policy was altered (SignatureDoesNotMatch).",
+    ),
+}  # fmt: skip
+
+
+def expired_upload(server: Server, path: Path, content_type: str) -> dict[str, Any]:
+    """A presigned POST for exactly this file, signed with the operator's keys, already expired
+    (S3 checks the signature first, so only the expiry can fail)."""
+    bucket = server.info["raw_bucket"]
+    key = f"uploads/{uuid.uuid4().hex}/{path.name}"
+    size = path.stat().st_size
+    post = server.admin_s3().generate_presigned_post(
+        bucket,
+        key,
+        Fields={"Content-Type": content_type},
+        Conditions=[{"Content-Type": content_type}, ["content-length-range", size, size]],
+        ExpiresIn=-60,
     )
-    page.wait_for_function(
-        "() => [...document.querySelectorAll('.file-card[data-state=done] .preview-img')]"
-        ".every(img => img.complete && img.naturalWidth > 0)",
-        timeout=30_000,
-    )
+    return {"url": post["url"], "fields": post["fields"], "key": key, "imageId": f"{bucket}/{key}"}
 
-    renditions = page.evaluate("fetch('/config').then(r => r.json()).then(c => c.renditions)")
-    assert renditions, "GET /config lists no renditions"
-    for name in (files["jpeg"].name, files["heic"].name):
-        item = card(page, name)
-        status = item.locator(".file-status").inner_text()
-        assert item.get_attribute("data-state") == "done", f"{name}: {status}\n{server.log()}"
-        rows = item.locator(".rendition-table tbody tr")
-        assert rows.count() == len(renditions)
-        names = [rows.nth(i).get_attribute("data-rendition") for i in range(rows.count())]
-        assert sorted(map(str, names)) == sorted(renditions)
-        first = rows.first.inner_text()
-        assert "×" in first and "%" in first, first
-        thumb = item.locator(".preview-img")
-        assert thumb.is_visible()
-        assert thumb.get_attribute("alt") == f"Thumbnail of {name}"
-        assert "thumb/" in (thumb.get_attribute("src") or "")
-        assert thumb.evaluate("img => img.naturalWidth") > 0
-        assert item.locator(".rendition-table a").count() == len(renditions)
 
-    fake = card(page, files["fake"].name)
-    assert fake.get_attribute("data-state") == "failed", fake.inner_text()
-    assert fake.get_attribute("data-reason") == "unsupported_format"
-    message = fake.locator(".file-status").inner_text()
-    assert "Rejected" in message and "not an image" in message, message
-    assert fake.locator(".rendition-table tbody tr").count() == 0
-    assert fake.locator(".retry").is_hidden()
-    assert errors == [], errors
+def s3_code(response: Any) -> str:
+    try:
+        return ElementTree.fromstring(response.text()).findtext("Code") or ""
+    except ElementTree.ParseError:
+        return ""
 
-    page.screenshot(path=str(tmp_path / "upload-page.png"), full_page=True)
-    page.set_viewport_size({"width": 390, "height": 844})
-    page.screenshot(path=str(tmp_path / "upload-page-mobile.png"), full_page=True)
-    assert (tmp_path / "upload-page.png").stat().st_size > 10_000
+
+@pytest.mark.parametrize("name", list(REFUSALS))
+def test_storage_refusal_is_shown_in_words(
+    chromium: tuple[str, Any], imgpipe_up: Server, tab: Tab, small_png: Path, name: str
+) -> None:
+    case, page = REFUSALS[name], tab.page
+    open_page(chromium[1], page, imgpipe_up.url)
+    extra = expired_upload(imgpipe_up, small_png, "image/png") if case.expired else None
+    script = ALTER_UPLOADS.replace("/* ask */", case.ask).replace("/* answer */", case.answer)
+    page.evaluate(script, extra)
+    posts = storage_posts(page, imgpipe_up)
+    item = choose_file(page, small_png)
+
+    state = settle(page, item, ("queued", "uploading"), UPLOAD_TIMEOUT_MS)
+    status = item.locator(".file-status").inner_text()
+    answers = [(post.status, s3_code(post)) for post in posts]
+    assert state == "error", f"not refused: {status!r}; S3 answered {answers}"
+    assert answers == [(case.status, case.code)], f"{status!r}; S3 answered {answers}"
+    assert status == case.words(small_png.stat().st_size)
+    assert item.locator(".retry").is_visible()
+
+    # Retry asks for a fresh, unaltered link, and that upload goes through.
+    page.evaluate("window.restoreFetch()")
+    with page.expect_response(is_storage_post(imgpipe_up), timeout=UPLOAD_TIMEOUT_MS):
+        item.locator(".retry").click()
+    state = settle(page, item, ("queued", "uploading"), UPLOAD_TIMEOUT_MS)
+    assert state in ("processing", "done"), item.locator(".file-status").inner_text()
+    assert [post.status for post in posts] == [case.status, 204]
+    assert tab.page_errors() == [], tab.errors

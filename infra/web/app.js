@@ -55,6 +55,11 @@ export function formatBytes(bytes) {
   return `${numberFormat.format(value)} ${units[unit]}`;
 }
 
+/** An exact size, for messages that compare sizes: "1,234 bytes". */
+function exactBytes(bytes) {
+  return `${numberFormat.format(bytes)} ${bytes === 1 ? "byte" : "bytes"}`;
+}
+
 function formatPixels(pixels) {
   return `${numberFormat.format(pixels / 1_000_000)} megapixels`;
 }
@@ -191,7 +196,7 @@ function postToStorage(url, fields, file, onProgress) {
         resolve();
         return;
       }
-      reject(new RetryableError(`The storage service refused the upload: ${storageError(xhr)}`));
+      reject(new RetryableError(describeStorageError(xhr.status, xhr.responseText)));
     });
     xhr.addEventListener("error", () =>
       reject(new RetryableError("The upload was interrupted by a network error.")));
@@ -201,16 +206,50 @@ function postToStorage(url, fields, file, onProgress) {
   });
 }
 
-function storageError(xhr) {
+const FAILED_CONDITION = "Invalid according to Policy: Policy Condition failed: ";
+
+/** A failed POST policy condition: its field ("$Content-Type" -> "content-type") and value. */
+function failedCondition(message) {
+  if (!message.startsWith(FAILED_CONDITION)) return null;
   try {
-    const doc = new DOMParser().parseFromString(xhr.responseText || "", "application/xml");
-    const code = doc.querySelector("Code")?.textContent;
-    const message = doc.querySelector("Message")?.textContent;
-    if (code || message) return [code, message].filter(Boolean).join(": ");
+    const [, field, value] = JSON.parse(message.slice(FAILED_CONDITION.length));
+    return { field: String(field).replace(/^\$/, "").toLowerCase(), value };
   } catch {
-    // fall through to the status line
+    return null;
   }
-  return `HTTP ${xhr.status}`;
+}
+
+/** S3's XML error answer to the form POST, in words; else its Code and Message, or the status. */
+export function describeStorageError(status, responseText) {
+  const doc = new DOMParser().parseFromString(responseText || "<none/>", "application/xml");
+  const read = (name) => doc.querySelector(`Error > ${name}`)?.textContent.trim() || "";
+  const sizes = (verb, limitName) => {
+    const [proposed, limit] = [read("ProposedSize"), read(limitName)];
+    if (!/^\d+$/.test(proposed) || !/^\d+$/.test(limit)) return "";
+    return ` (${exactBytes(Number(proposed))}; the upload ${verb} ${exactBytes(Number(limit))})`;
+  };
+  const code = read("Code");
+  const message = read("Message");
+  switch (code) {
+    case "EntityTooLarge":
+      return `The file is larger than declared${sizes("allows", "MaxSizeAllowed")}.`;
+    case "EntityTooSmall":
+      return `The file is smaller than declared${sizes("needs", "MinSizeAllowed")}.`;
+    case "SignatureDoesNotMatch":
+      return "The upload was refused: the signed policy was altered (SignatureDoesNotMatch).";
+    case "AccessDenied": {
+      if (message.endsWith("Policy expired.")) return "The upload link expired; try again.";
+      const condition = failedCondition(message);
+      if (condition?.field === "content-type") {
+        return `The file's type does not match the one declared (${condition.value}).`;
+      }
+      break;
+    }
+    default:
+      break;
+  }
+  const details = [code, message].filter(Boolean).join(": ") || `HTTP ${status}`;
+  return `The storage service refused the upload: ${details}`;
 }
 
 // ---------------------------------------------------------------- one file
@@ -377,7 +416,8 @@ class FileUpload {
 
   async poll() {
     this.setState("processing", "Uploaded. Processing…");
-    const path = `/images/${encodeURIComponent(this.imageId)}`;
+    // The id holds slashes ("{bucket}/{key}"): encode each segment, keep the slashes.
+    const path = `/images/${this.imageId.split("/").map(encodeURIComponent).join("/")}`;
     const deadline = performance.now() + POLL_TIMEOUT_MS;
     let delay = POLL_FIRST_DELAY_MS;
     let lastProblem = "";
