@@ -4,16 +4,21 @@ Endpoints, region and credentials come from the standard AWS variables (``AWS_EN
 points boto3 at the embedded moto server locally); no code path branches on "local".
 """
 
-from collections.abc import Mapping, Sequence
+import time
+from collections.abc import Iterable, Mapping, Sequence
 from decimal import Decimal
-from typing import Any
+from typing import Any, Final
 from urllib.parse import quote
 
 import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
+from core.catalog import ImageRecord
 from core.errors import AccessDenied, Rejected, Skipped, Transient
+
+BATCH_GET_KEYS: Final = 100  # BatchGetItem's limit per call
+_BATCH_GET_ROUNDS: Final = 8  # calls per chunk while UnprocessedKeys remain (4.5 s of backoff)
 
 _MISSING = frozenset({"NoSuchKey", "404", "NotFound"})
 _STALE = frozenset({"PreconditionFailed", "412"})
@@ -155,33 +160,68 @@ class S3Storage:
 
 
 class DynamoCatalog:
-    """The images table: consistent reads and order-conditional writes."""
+    """The images table, its one reader and writer: consistent reads, order-conditional writes."""
 
     def __init__(self, table: Any) -> None:
         self.table = table
 
-    def get(self, image_id: str) -> Mapping[str, Any] | None:
+    def get(self, image_id: str) -> ImageRecord | None:
         try:
             item = self.table.get_item(Key={"image_id": image_id}, ConsistentRead=True).get("Item")
         except ClientError as exc:
             raise _transient(f"GetItem {image_id}", exc) from exc
         except BotoCoreError as exc:
             raise Transient(f"GetItem {image_id}: {exc}") from exc
-        return from_dynamo(item) if item else None
+        return ImageRecord.from_item(from_dynamo(item)) if item else None
 
-    def put(self, item: Mapping[str, Any]) -> bool:
+    def get_many(self, image_ids: Iterable[str]) -> dict[str, ImageRecord]:
+        """The records of those ``image_ids`` that have one, by id: consistent BatchGetItems of
+        up to 100 keys, each retrying its UnprocessedKeys (Transient if they never clear)."""
+        ids = list(dict.fromkeys(image_ids))
+        records: dict[str, ImageRecord] = {}
+        for start in range(0, len(ids), BATCH_GET_KEYS):
+            for item in self._batch_get(ids[start : start + BATCH_GET_KEYS]):
+                record = ImageRecord.from_item(from_dynamo(item))
+                records[record.image_id] = record
+        return records
+
+    def _batch_get(self, image_ids: list[str]) -> list[Mapping[str, Any]]:
+        name = self.table.name
+        keys = [{"image_id": image_id} for image_id in image_ids]
+        request: dict[str, Any] = {name: {"Keys": keys, "ConsistentRead": True}}
+        items: list[Mapping[str, Any]] = []
+        for attempt in range(_BATCH_GET_ROUNDS):
+            if attempt:
+                time.sleep(min(1.0, 0.05 * 2**attempt))  # DynamoDB asks for backoff here
+            try:
+                # The table resource's client takes and gives plain Python values.
+                response = self.table.meta.client.batch_get_item(RequestItems=request)
+            except ClientError as exc:
+                raise _transient(f"BatchGetItem {name}", exc) from exc
+            except BotoCoreError as exc:
+                raise Transient(f"BatchGetItem {name}: {exc}") from exc
+            items.extend(response.get("Responses", {}).get(name, []))
+            request = response.get("UnprocessedKeys") or {}
+            if not request:
+                return items
+        left = len(request[name]["Keys"])
+        raise Transient(
+            f"BatchGetItem {name}: {left} keys unprocessed after {_BATCH_GET_ROUNDS} calls"
+        )
+
+    def put(self, record: ImageRecord) -> bool:
         try:
             self.table.put_item(
-                Item=to_dynamo(item),
+                Item=to_dynamo(record.to_item()),
                 ConditionExpression="attribute_not_exists(image_id) OR event_order <= :order",
-                ExpressionAttributeValues={":order": item["event_order"]},
+                ExpressionAttributeValues={":order": record.event_order},
             )
         except ClientError as exc:
             if error_code(exc) == "ConditionalCheckFailedException":
                 return False
-            raise _transient(f"PutItem {item['image_id']}", exc) from exc
+            raise _transient(f"PutItem {record.image_id}", exc) from exc
         except BotoCoreError as exc:
-            raise Transient(f"PutItem {item['image_id']}: {exc}") from exc
+            raise Transient(f"PutItem {record.image_id}: {exc}") from exc
         return True
 
 

@@ -1,53 +1,41 @@
-"""The per-record pipeline: fetch -> render -> store -> record, over small storage and catalog
-interfaces (``core.aws`` implements them with boto3).
+"""The per-record pipeline: fetch -> render -> store -> record, over the storage and catalog
+ports of ``core.ports`` (``core.aws`` implements them with boto3).
 
 Outcomes follow DESIGN.md's taxonomy: a rejected image is recorded as FAILED and acknowledged,
 a skipped record is acknowledged, and a transient failure propagates so the message is retried.
 """
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Final
 
+from core.catalog import ImageRecord, Rendition, Status, Timings
 from core.errors import Rejected, Skipped
 from core.events import SourceObject, iso_ms
 from core.imaging import ImageRejected, RenderResult, render
+from core.ports import Catalog, Storage
 from core.settings import Settings
 
-
-class Storage(Protocol):
-    def get(self, bucket: str, key: str, etag: str, max_bytes: int) -> bytes:
-        """The object's bytes if its ETag still matches; Skipped(stale|source_missing) if not,
-        Rejected(access_denied) when this function may not read it."""
-
-    def put(
-        self, bucket: str, key: str, data: bytes, content_type: str, metadata: Mapping[str, str]
-    ) -> None: ...
-
-
-class Catalog(Protocol):
-    def get(self, image_id: str) -> Mapping[str, Any] | None: ...
-
-    def put(self, item: Mapping[str, Any]) -> bool:
-        """Write ``item`` unless a newer event already wrote one; False when it was older."""
+SKIPPED: Final = "SKIPPED"
 
 
 @dataclass(frozen=True)
 class Outcome:
-    """What happened to one source object. ``status`` is PROCESSED, FAILED or SKIPPED."""
+    """What happened to one source object. ``status`` is PROCESSED, FAILED or SKIPPED, and
+    ``record`` what was written for the first two."""
 
     source: SourceObject
     status: str
     reason: str | None = None
-    item: Mapping[str, Any] | None = None
+    record: ImageRecord | None = None
     bytes_out: int = 0
 
     @property
     def processing_ms(self) -> float:
-        timings = (self.item or {}).get("timings_ms", {})
-        return float(sum(float(v) for v in timings.values()))
+        timings = self.record.timings_ms if self.record else None
+        return timings.total_ms if timings is not None else 0.0
 
 
 def output_key(
@@ -75,63 +63,87 @@ def process_source(
     started_at = iso_ms(now())
     if source.bucket == settings.output_bucket:
         raise ValueError("refusing to process the output bucket (recursion guard)")
-    base = _base_item(source, started_at, attempts)
     try:
         if source.size > settings.max_bytes:
             raise Rejected("too_large", f"event size {source.size} exceeds {settings.max_bytes}")
         existing = catalog.get(source.image_id)
-        if (
-            existing
-            and existing.get("status") == "PROCESSED"
-            and (existing.get("etag") == source.etag)
-        ):
+        if existing and existing.is_processed(source.etag):
             raise Skipped("duplicate", f"ETag {source.etag} already processed")
         fetch_started = time.perf_counter()
         data = storage.get(source.bucket, source.key, source.etag, settings.max_bytes)
         fetch_ms = _ms_since(fetch_started)
         result = render(data, settings.renditions, settings.limits)
     except Skipped as skip:
-        return Outcome(source, "SKIPPED", skip.reason)
+        return Outcome(source, SKIPPED, skip.reason)
     except ImageRejected as rejection:  # the engine's, and Rejected from storage
-        item = {**base, "status": "FAILED", "reason": rejection.reason, "detail": rejection.detail}
-        item["finished_at"] = iso_ms(now())
-        return _record(catalog, Outcome(source, "FAILED", rejection.reason, item))
+        failed = _new_record(
+            source,
+            Status.FAILED,
+            started_at,
+            iso_ms(now()),
+            attempts,
+            reason=rejection.reason,
+            detail=rejection.detail,
+        )
+        return _write(catalog, Outcome(source, Status.FAILED, rejection.reason, failed))
     store_started = time.perf_counter()
     renditions = _store(source, result, settings, storage)
-    item = {
-        **base,
-        "status": "PROCESSED",
-        "reason": None,
-        "format": result.source.format,
-        "width": result.source.width,
-        "height": result.source.height,
-        "renditions": renditions,
-        "timings_ms": {"fetch": fetch_ms, **result.timings_ms, "store": _ms_since(store_started)},
-        "finished_at": iso_ms(now()),
-    }
-    bytes_out = sum(r["bytes"] for r in renditions)
-    return _record(catalog, Outcome(source, "PROCESSED", None, item, bytes_out))
+    timings = Timings(fetch=fetch_ms, store=_ms_since(store_started), **result.timings_ms)
+    processed = _new_record(
+        source,
+        Status.PROCESSED,
+        started_at,
+        iso_ms(now()),
+        attempts,
+        result=result,
+        renditions=renditions,
+        timings=timings,
+    )
+    bytes_out = sum(r.bytes for r in renditions)
+    return _write(catalog, Outcome(source, Status.PROCESSED, None, processed, bytes_out))
 
 
-def _base_item(source: SourceObject, started_at: str, attempts: int) -> dict[str, Any]:
-    return {
-        "image_id": source.image_id,
-        "bucket": source.bucket,
-        "key": source.key,
-        "etag": source.etag,
-        "size": source.size,
-        "version_id": source.version_id,
-        "event_time": source.event_time,
-        "event_order": source.order,
-        "started_at": started_at,
-        "attempts": attempts,
-        "renditions": [],
-    }
+def _new_record(
+    source: SourceObject,
+    status: Status,
+    started_at: str,
+    finished_at: str,
+    attempts: int,
+    *,
+    reason: str | None = None,
+    detail: str | None = None,
+    result: RenderResult | None = None,
+    renditions: tuple[Rendition, ...] = (),
+    timings: Timings | None = None,
+) -> ImageRecord:
+    """The record of ``source``: a FAILED one has ``reason`` and ``detail``, a PROCESSED one
+    the render ``result``, the stored ``renditions`` and the ``timings``."""
+    image = result.source if result else None
+    return ImageRecord(
+        bucket=source.bucket,
+        key=source.key,
+        status=status,
+        reason=reason,
+        etag=source.etag,
+        size=source.size,
+        version_id=source.version_id,
+        event_time=source.event_time,
+        event_order=source.order,
+        started_at=started_at,
+        finished_at=finished_at,
+        attempts=attempts,
+        renditions=renditions,
+        detail=detail,
+        format=image.format if image else None,
+        width=image.width if image else None,
+        height=image.height if image else None,
+        timings_ms=timings,
+    )
 
 
 def _store(
     source: SourceObject, result: RenderResult, settings: Settings, storage: Storage
-) -> list[dict[str, Any]]:
+) -> tuple[Rendition, ...]:
     metadata = {
         "source-bucket": source.bucket,
         "source-key": source.key,
@@ -148,23 +160,24 @@ def _store(
         )
         storage.put(settings.output_bucket, key, rendition.data, rendition.content_type, metadata)
         renditions.append(
-            {
-                "name": rendition.name,
-                "key": key,
-                "format": rendition.format,
-                "width": rendition.width,
-                "height": rendition.height,
-                "bytes": len(rendition.data),
-            }
+            Rendition(
+                name=rendition.name,
+                key=key,
+                format=rendition.format,
+                width=rendition.width,
+                height=rendition.height,
+                bytes=len(rendition.data),
+            )
         )
-    return renditions
+    return tuple(renditions)
 
 
-def _record(catalog: Catalog, outcome: Outcome) -> Outcome:
-    assert outcome.item is not None
-    if catalog.put(outcome.item):
+def _write(catalog: Catalog, outcome: Outcome) -> Outcome:
+    """The outcome, or SKIPPED stale when a newer event's result is already recorded."""
+    assert outcome.record is not None
+    if catalog.put(outcome.record):
         return outcome
-    return Outcome(outcome.source, "SKIPPED", "stale")
+    return Outcome(outcome.source, SKIPPED, "stale")
 
 
 def _ms_since(start: float) -> float:

@@ -68,6 +68,13 @@ class Settings:
             raise SettingsError(f"missing setting(s): {', '.join(missing)}")
 
 
+def fault_injection() -> tuple[str, str] | None:
+    """The embedded stack's fault injection, for the tests of the retry path: the folder of
+    tokens and the object key (``IMGPIPE_CHAOS_DIR``, ``IMGPIPE_CHAOS_KEY``), when both are set."""
+    folder, key = os.environ.get("IMGPIPE_CHAOS_DIR", ""), os.environ.get("IMGPIPE_CHAOS_KEY", "")
+    return (folder, key) if folder and key else None
+
+
 def _positive_int(env: Mapping[str, str], name: str, default: int) -> int:
     text = env.get(name, "").strip()
     if not text:

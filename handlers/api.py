@@ -22,11 +22,11 @@ from aws_lambda_powertools.event_handler.exceptions import (
 )
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from core.aws import DynamoCatalog, S3Storage, images_table, s3_client
 from core.errors import AccessDenied, Rejected
 from core.events import SourceObject, iso_ms
 from core.pipeline import process_source
 from core.settings import Settings
+from handlers.runtime import Runtime, connect
 
 CONTENT_TYPES = (
     "image/jpeg",
@@ -43,19 +43,12 @@ _UNSAFE_FILENAME = re.compile(r"[^A-Za-z0-9._-]+")
 logger = Logger(service="imgpipe")
 
 
-class Runtime:
-    """Settings and clients, built once per container."""
-
-    def __init__(self, settings: Settings) -> None:
-        settings.require("raw_bucket", "table")
-        self.settings = settings
-        self.storage = S3Storage(s3_client())
-        self.catalog = DynamoCatalog(images_table(settings.table))
-
-
 @cache
 def runtime() -> Runtime:
-    return Runtime(Settings.from_env())
+    """Built once per container. The output bucket is checked only by ``POST /process``."""
+    settings = Settings.from_env()
+    settings.require("raw_bucket", "table")
+    return connect(settings)
 
 
 app = APIGatewayHttpResolver()
@@ -121,10 +114,10 @@ def get_image() -> dict[str, Any]:
     image_id = app.current_event.path_parameters.get("image_id")
     if not image_id:
         raise NotFoundError("no image id in the path")
-    item = rt.catalog.get(image_id)
-    if item is None:
+    record = rt.catalog.get(image_id)
+    if record is None:
         raise NotFoundError(f"no image {image_id!r}")
-    return with_urls(dict(item), rt)
+    return with_urls(record.to_item(), rt)
 
 
 @app.post("/process")
@@ -141,7 +134,8 @@ def process_now() -> dict[str, Any]:
     outcome = process_source(source, rt.settings, rt.storage, rt.catalog)
     if outcome.reason == "access_denied":
         raise _unreadable(bucket, key)
-    item = rt.catalog.get(source.image_id) or {}
+    record = rt.catalog.get(source.image_id)
+    item = record.to_item() if record else {}
     return with_urls({**item, "outcome": outcome.status, "outcomeReason": outcome.reason}, rt)
 
 

@@ -1,0 +1,331 @@
+"""``core.pipeline.process_source`` over in-memory fakes of its two ports: every outcome of
+DESIGN.md's taxonomy, with no AWS at all."""
+
+import io
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from imaging_fixtures import many_frame_gif
+from PIL import Image
+
+from core.catalog import ImageRecord, Stage, Status
+from core.errors import AccessDenied, Rejected, Skipped, Transient
+from core.events import SourceObject, iso_ms
+from core.imaging import parse_renditions
+from core.pipeline import SKIPPED, Outcome, output_key, process_source
+from core.settings import Settings
+
+RAW, OUTPUT = "raw-bucket", "output-bucket"
+T0 = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
+SETTINGS = Settings(
+    raw_bucket=RAW,
+    output_bucket=OUTPUT,
+    table="images",
+    queue_url="",
+    renditions=parse_renditions("default"),
+    max_bytes=1_000_000,
+    max_pixels=1_000_000,
+    workers=1,
+    cdn_domain="",
+)
+PROCESSED_FIELDS = {
+    "image_id", "bucket", "key", "etag", "size", "version_id", "event_time", "event_order",
+    "started_at", "attempts", "renditions", "status", "reason", "format", "width", "height",
+    "timings_ms", "finished_at",
+}  # fmt: skip
+FAILED_FIELDS = {
+    "image_id", "bucket", "key", "etag", "size", "version_id", "event_time", "event_order",
+    "started_at", "attempts", "renditions", "status", "reason", "detail", "finished_at",
+}  # fmt: skip
+
+
+def jpeg(width: int = 96, height: int = 64) -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", (width, height), (200, 120, 40)).save(buffer, "JPEG")
+    return buffer.getvalue()
+
+
+@dataclass
+class StoredObject:
+    data: bytes
+    etag: str
+
+
+@dataclass
+class FakeStorage:
+    """The Storage port as S3Storage keeps it: conditional reads, recorded writes."""
+
+    objects: dict[tuple[str, str], StoredObject] = field(default_factory=dict)
+    unreadable: set[str] = field(default_factory=set)  # buckets this function may not read
+    failure: Exception | None = None  # raised by every call, like a throttled S3
+    gets: list[str] = field(default_factory=list)
+    puts: dict[str, tuple[bytes, str, Mapping[str, str]]] = field(default_factory=dict)
+
+    def get(self, bucket: str, key: str, etag: str, max_bytes: int) -> bytes:
+        self.gets.append(key)
+        if self.failure:
+            raise self.failure
+        if bucket in self.unreadable:
+            raise Rejected("access_denied", f"may not read s3://{bucket}/{key}")
+        stored = self.objects.get((bucket, key))
+        if stored is None:
+            raise Skipped("source_missing", f"s3://{bucket}/{key}")
+        if etag and stored.etag != etag:
+            raise Skipped("stale", f"s3://{bucket}/{key} no longer has ETag {etag}")
+        if len(stored.data) > max_bytes:
+            raise Rejected("too_large", f"object is {len(stored.data)} bytes")
+        return stored.data
+
+    def put(
+        self, bucket: str, key: str, data: bytes, content_type: str, metadata: Mapping[str, str]
+    ) -> None:
+        if self.failure:
+            raise self.failure
+        assert bucket == OUTPUT
+        self.puts[key] = (data, content_type, dict(metadata))
+
+
+@dataclass
+class FakeCatalog:
+    """The Catalog port as DynamoCatalog keeps it: items in their table form, and writes that
+    an older event (by ``event_order``) never wins."""
+
+    items: dict[str, dict[str, object]] = field(default_factory=dict)
+    failure: Exception | None = None
+
+    def get(self, image_id: str) -> ImageRecord | None:
+        if self.failure:
+            raise self.failure
+        item = self.items.get(image_id)
+        return ImageRecord.from_item(item) if item else None
+
+    def put(self, record: ImageRecord) -> bool:
+        if self.failure:
+            raise self.failure
+        existing = self.get(record.image_id)
+        if existing and existing.event_order > record.event_order:
+            return False
+        self.items[record.image_id] = record.to_item()
+        return True
+
+
+@dataclass
+class World:
+    storage: FakeStorage
+    catalog: FakeCatalog
+
+    def upload(self, key: str, data: bytes, bucket: str = RAW, etag: str = "") -> SourceObject:
+        """Store an object and return the source its event would describe."""
+        etag = etag or f"etag-{len(self.storage.objects)}"
+        self.storage.objects[(bucket, key)] = StoredObject(data, etag)
+        return SourceObject(bucket, key, len(data), etag, iso_ms(T0))
+
+    def run(self, source: SourceObject, settings: Settings = SETTINGS, **kw: int) -> Outcome:
+        clock: Iterator[datetime] = (T0 + timedelta(seconds=s) for s in range(1, 100))
+        return process_source(
+            source, settings, self.storage, self.catalog, now=lambda: next(clock), **kw
+        )
+
+    def record(self, source: SourceObject) -> ImageRecord | None:
+        return self.catalog.get(source.image_id)
+
+
+@pytest.fixture
+def world() -> World:
+    return World(FakeStorage(), FakeCatalog())
+
+
+def test_processed_renders_stores_and_records(world: World) -> None:
+    source = world.upload("uploads/u1/cat photo.jpg", jpeg(), etag="abc")
+    outcome = world.run(source, attempts=2)
+
+    assert (outcome.status, outcome.reason) == (Status.PROCESSED, None)
+    item = world.catalog.items[source.image_id]
+    assert set(item) == PROCESSED_FIELDS, "the table item keeps exactly its shape"
+    record = world.record(source)
+    assert record is not None and record == outcome.record
+    assert (record.status, record.reason, record.etag, record.size) == (
+        Status.PROCESSED, None, "abc", len(jpeg()),
+    )  # fmt: skip
+    assert (record.format, record.width, record.height) == ("jpeg", 96, 64)
+    assert (record.attempts, record.event_order) == (2, source.order)
+    assert record.started_at == "2024-05-01T12:00:01.000Z"
+    assert record.finished_at == "2024-05-01T12:00:02.000Z"
+    assert record.timings_ms is not None
+    assert list(record.timings_ms.to_item()) == [stage.value for stage in Stage]
+    assert outcome.processing_ms == pytest.approx(record.timings_ms.total_ms)
+
+    assert [r.name for r in record.renditions] == ["thumb", "mobile", "720p", "1080p"]
+    assert set(world.storage.puts) == {r.key for r in record.renditions}
+    for rendition in record.renditions:
+        assert rendition.key == output_key(
+            rendition.name, source.key, "webp", bucket=RAW, raw_bucket=RAW
+        )
+        data, content_type, metadata = world.storage.puts[rendition.key]
+        assert (content_type, rendition.format, rendition.bytes) == (
+            "image/webp",
+            "webp",
+            len(data),
+        )
+        assert metadata == {"source-bucket": RAW, "source-key": source.key, "source-etag": "abc"}
+    assert outcome.bytes_out == sum(r.bytes for r in record.renditions)
+
+
+def test_a_source_from_another_bucket_gets_its_own_output_keys(world: World) -> None:
+    source = world.upload("a.jpg", jpeg(), bucket="backfill-source")
+    outcome = world.run(source)
+    assert outcome.status == Status.PROCESSED and outcome.record is not None
+    assert {r.key for r in outcome.record.renditions} == {
+        f"{name}@backfill-source/a.jpg.webp" for name in ("thumb", "mobile", "720p", "1080p")
+    }
+
+
+@pytest.mark.parametrize(
+    ("data", "settings", "reason"),
+    [
+        (b"", SETTINGS, "empty"),
+        (b"this is not an image at all", SETTINGS, "unsupported_format"),
+        (jpeg()[: len(jpeg()) // 2], SETTINGS, "corrupt"),
+        (jpeg(), replace(SETTINGS, max_pixels=96 * 64 - 1), "too_many_pixels"),
+        (many_frame_gif(1001), SETTINGS, "too_many_frames"),
+    ],
+)
+def test_what_the_engine_rejects_is_recorded_failed(
+    world: World, data: bytes, settings: Settings, reason: str
+) -> None:
+    source = world.upload("poison.jpg", data)
+    outcome = world.run(source, settings)
+    assert (outcome.status, outcome.reason) == (Status.FAILED, reason)
+    assert set(world.catalog.items[source.image_id]) == FAILED_FIELDS
+    record = world.record(source)
+    assert record is not None and record == outcome.record
+    assert (record.status, record.reason, record.renditions) == (Status.FAILED, reason, ())
+    assert record.detail is not None and record.timings_ms is None
+    assert world.storage.puts == {} and outcome.bytes_out == 0
+
+
+def test_too_large_by_the_event_size_is_failed_before_any_read(world: World) -> None:
+    source = world.upload("big.jpg", jpeg())
+    outcome = world.run(source, replace(SETTINGS, max_bytes=100))
+    assert (outcome.status, outcome.reason) == (Status.FAILED, "too_large")
+    assert world.storage.gets == []
+    record = world.record(source)
+    assert record is not None and record.reason == "too_large"
+
+
+def test_too_large_by_the_stored_size_is_failed(world: World) -> None:
+    """The event under-reported the size: the object's own length rejects it."""
+    source = replace(world.upload("grown.jpg", jpeg()), size=10)
+    outcome = world.run(source, replace(SETTINGS, max_bytes=100))
+    assert (outcome.status, outcome.reason) == (Status.FAILED, "too_large")
+    assert world.storage.gets == ["grown.jpg"]
+
+
+def test_a_source_this_function_may_not_read_is_failed_access_denied(world: World) -> None:
+    source = world.upload("denied.jpg", jpeg(), bucket="locked")
+    world.storage.unreadable.add("locked")
+    outcome = world.run(source)
+    assert (outcome.status, outcome.reason) == (Status.FAILED, "access_denied")
+    record = world.record(source)
+    assert record is not None and record.status == Status.FAILED
+    assert record.detail is not None and "s3://locked/denied.jpg" in record.detail
+
+
+def test_a_missing_source_is_skipped_and_not_recorded(world: World) -> None:
+    source = world.upload("gone.jpg", jpeg())
+    del world.storage.objects[(RAW, "gone.jpg")]
+    outcome = world.run(source)
+    assert (outcome.status, outcome.reason, outcome.record) == (SKIPPED, "source_missing", None)
+    assert world.catalog.items == {}
+
+
+def test_a_replaced_source_makes_the_event_stale(world: World) -> None:
+    source = world.upload("photo.jpg", jpeg(), etag="old")
+    world.upload("photo.jpg", jpeg(50, 50), etag="new")
+    outcome = world.run(source)
+    assert (outcome.status, outcome.reason) == (SKIPPED, "stale")
+    assert world.catalog.items == {} and world.storage.puts == {}
+
+
+def test_the_same_etag_processed_again_is_a_duplicate(world: World) -> None:
+    source = world.upload("dup.jpg", jpeg())
+    first = world.run(source)
+    assert first.status == Status.PROCESSED
+    stored, world.storage.puts = dict(world.catalog.items), {}
+    again = world.run(source, attempts=2)
+    assert (again.status, again.reason) == (SKIPPED, "duplicate")
+    assert world.storage.gets == ["dup.jpg"], "a duplicate is not even read"
+    assert world.storage.puts == {} and world.catalog.items == stored
+
+
+@pytest.mark.parametrize(
+    ("status", "etag"), [(Status.FAILED, "same"), (Status.PROCESSED, "another")]
+)
+def test_only_a_processed_record_of_the_same_etag_is_a_duplicate(
+    world: World, status: Status, etag: str
+) -> None:
+    source = world.upload("again.jpg", jpeg(), etag="same")
+    earlier = ImageRecord(RAW, "again.jpg", status, etag=etag, event_order="0")
+    world.catalog.items[source.image_id] = earlier.to_item()
+    outcome = world.run(source)
+    assert outcome.status == Status.PROCESSED
+
+
+@pytest.mark.parametrize(
+    "failure", [Transient("GetObject: SlowDown"), AccessDenied("PutObject: AccessDenied")]
+)
+def test_transient_storage_errors_propagate_and_nothing_is_recorded(
+    world: World, failure: Exception
+) -> None:
+    source = world.upload("throttled.jpg", jpeg())
+    world.storage.failure = failure
+    with pytest.raises(type(failure)):
+        world.run(source)
+    assert world.catalog.items == {}
+
+
+def test_transient_catalog_errors_propagate(world: World) -> None:
+    source = world.upload("table.jpg", jpeg())
+    world.catalog.failure = AccessDenied("GetItem: AccessDeniedException")
+    with pytest.raises(AccessDenied):
+        world.run(source)
+    assert world.storage.gets == []
+
+
+def test_an_unexpected_error_propagates(world: World) -> None:
+    source = world.upload("bug.jpg", jpeg())
+    world.storage.failure = RuntimeError("a bug")
+    with pytest.raises(RuntimeError):
+        world.run(source)
+
+
+def test_an_older_event_never_overwrites_a_newer_result(world: World) -> None:
+    source = world.upload("order.jpg", jpeg(), etag="v1")
+    newer = replace(source, event_time=iso_ms(T0 + timedelta(hours=1)))
+    assert world.run(newer).status == Status.PROCESSED
+    written = world.catalog.items[source.image_id]
+    # Mark the newer result unfinished, so the older event is rendered and reaches the write.
+    world.catalog.items[source.image_id] = {**written, "status": Status.FAILED.value}
+    outcome = world.run(source)
+    assert (outcome.status, outcome.reason) == (SKIPPED, "stale")
+    assert world.catalog.items[source.image_id]["event_time"] == newer.event_time
+
+
+def test_a_newer_event_replaces_an_older_result(world: World) -> None:
+    source = world.upload("order.jpg", jpeg(), etag="v1")
+    older = replace(source, event_time=iso_ms(T0 - timedelta(hours=1)))
+    world.catalog.items[source.image_id] = ImageRecord(
+        RAW, "order.jpg", Status.FAILED, reason="corrupt", event_order=older.order
+    ).to_item()
+    assert world.run(source).status == Status.PROCESSED
+    record = world.record(source)
+    assert record is not None and record.event_order == source.order
+
+
+def test_the_output_bucket_is_never_processed(world: World) -> None:
+    source = world.upload("thumb/a.jpg.webp", b"webp", bucket=OUTPUT)
+    with pytest.raises(ValueError, match="recursion guard"):
+        world.run(source)
+    assert world.storage.gets == []
