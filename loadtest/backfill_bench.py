@@ -27,12 +27,20 @@ import sys
 import tempfile
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
+
+import boto3
 
 from core.aws import s3_client
-from infra.backfill import default_processes
+from infra.backfill.clients import Clients, make_clients
+from infra.backfill.options import Options, default_processes
+from infra.backfill.run import Backfill, build_source
+from infra.backfill.summary import Snapshot
 from infra.local.canned import canned_response
 
 BUCKET = "bench-bucket"
@@ -44,6 +52,7 @@ FAKE_ENV = {
     "AWS_REGION": "us-east-1",
 }
 SOURCES = ("from-file", "inventory")
+E2E = "e2e"
 ETAG = "0123456789abcdef0123456789abcdef"
 
 
@@ -68,8 +77,6 @@ def write_key_file(path: Path, count: int) -> None:
 def write_inventory(folder: Path, count: int, files: int) -> Path:
     """A manifest.json and ``files`` gzipped CSVs (Bucket, Key, Size, LastModifiedDate, ETag,
     StorageClass), keys URL-encoded as S3 Inventory writes them."""
-    from urllib.parse import quote
-
     folder.mkdir(parents=True, exist_ok=True)
     base = datetime(2024, 1, 1, tzinfo=UTC)
     per_file = -(-count // files)
@@ -186,12 +193,10 @@ def _descendants(pid: int) -> list[int]:
     return found
 
 
-def bench_clients(options: Any) -> Any:
+def bench_clients(reports: Path, options: Options) -> Clients:
     """The backfill's own clients, with the stand-in on SendMessageBatch; at ``close()`` the
-    process writes what the stand-in saw and its peak RSS to ``$BENCH_REPORT_DIR``. A
-    module-level function, so that the sender processes make theirs the same way."""
-    from infra.backfill import make_clients
-
+    process writes what the stand-in saw and its peak RSS to ``reports``. A module-level
+    function, so that the sender processes make theirs the same way."""
     clients = make_clients(options)
     stand_in = SqsStandIn()
     clients.sqs.meta.events.register("before-send.sqs.SendMessageBatch", stand_in)
@@ -203,8 +208,7 @@ def bench_clients(options: Any) -> Any:
             "calls": stand_in.calls,
             "vm_hwm_mb": _status_mb("self", "VmHWM"),
         }
-        target = Path(os.environ["BENCH_REPORT_DIR"]) / f"{os.getpid()}.json"
-        target.write_text(json.dumps(figures))
+        (reports / f"{os.getpid()}.json").write_text(json.dumps(figures))
 
     clients.on_close = report
     return clients
@@ -213,33 +217,28 @@ def bench_clients(options: Any) -> Any:
 def run_child(
     source: str, path: Path, keys: int, concurrency: int, processes: int
 ) -> dict[str, Any]:
-    """One scenario in this process (and its sender processes); prints a JSON result."""
-    os.environ.update(FAKE_ENV)
-    os.environ.pop("AWS_ENDPOINT_URL", None)
+    """One scenario in this process (and its sender processes), with ``FAKE_ENV``."""
     reports = Path(tempfile.mkdtemp(prefix="bench-report-", dir=path.parent))
-    os.environ["BENCH_REPORT_DIR"] = str(reports)
-    from infra.backfill import Backfill, Filters, Options, Snapshot, build_source
-
+    factory = partial(bench_clients, reports)
+    state = path.parent / f"state-{source}-{keys}.json"
+    state.unlink(missing_ok=True)
     options = Options(
         bucket=BUCKET,
         queue_url=QUEUE_URL,
-        filters=Filters(),
         head=False,
         concurrency=concurrency,
         processes=processes,
-        state_path=path.parent / f"state-{source}-{keys}.json",
+        state_path=state,
         failures_path=path.parent / f"failures-{source}-{keys}.jsonl",
     )
-    if options.state_path and options.state_path.exists():
-        options.state_path.unlink()
-    clients = bench_clients(options)
+    clients = factory(options)
     built = build_source(
         options,
         clients,
         from_file=str(path) if source == "from-file" else None,
         inventory=str(path) if source == "inventory" else None,
     )
-    backfill = Backfill(options, built, clients, bench_clients)
+    backfill = Backfill(options, built, clients, factory)
     rss: list[tuple[int, float]] = []
     peaks: dict[int, float] = {}  # pid -> the highest VmHWM seen
 
@@ -291,88 +290,82 @@ def run_child(
 # ----------------------------------------------------------------------------------- e2e
 
 
-def run_e2e(keys: int, concurrency: int, processes: int) -> dict[str, Any]:
+def run_e2e(keys: int, concurrency: int, processes: int) -> dict[str, Any] | None:
     """Backfill ``keys`` listed objects into a real SQS queue on an embedded moto server over
     HTTP, and check the queue depth. moto's SQS gets slower as the queue grows (its calls scan
     the queue), so the per-segment rates are reported, not hidden."""
-    import boto3
+    # Deferred: moto's server (Flask and every moto backend) takes over a second to import,
+    # and only --e2e needs it.
     from moto.server import ThreadedMotoServer
-
-    from infra.backfill import Backfill, Filters, Options, Snapshot, build_source, make_clients
 
     logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one line per request otherwise
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
     host, port = server.get_host_and_port()
-    saved = {name: os.environ.get(name) for name in [*FAKE_ENV, "AWS_ENDPOINT_URL"]}
-    os.environ.update(FAKE_ENV, AWS_ENDPOINT_URL=f"http://{host}:{port}")
     try:
-        s3 = s3_client(32)
-        sqs = boto3.client("sqs")
-        s3.create_bucket(Bucket=BUCKET)
-        queue_url = sqs.create_queue(QueueName="bench-e2e")["QueueUrl"]
-        from concurrent.futures import ThreadPoolExecutor
-
-        put_started = time.perf_counter()
-        with ThreadPoolExecutor(16) as pool:
-            list(
-                pool.map(
-                    lambda i: s3.put_object(Bucket=BUCKET, Key=key_name(i), Body=b"x"), range(keys)
-                )
-            )
-        put_s = time.perf_counter() - put_started
-        options = Options(
-            bucket=BUCKET,
-            queue_url=queue_url,
-            filters=Filters(),
-            concurrency=concurrency,
-            processes=processes,
-        )
-        clients = make_clients(options)
-        backfill = Backfill(options, build_source(options, clients), clients, make_clients)
-        samples: list[tuple[float, int]] = []
-
-        def tick(snap: Snapshot) -> None:
-            samples.append((snap.elapsed_s, snap.counts["sent"]))
-
-        started = time.perf_counter()
-        summary = backfill.run(tick, tick_s=0.1)
-        elapsed = time.perf_counter() - started
-        depth = int(
-            sqs.get_queue_attributes(
-                QueueUrl=queue_url, AttributeNames=["ApproximateNumberOfMessages"]
-            )["Attributes"]["ApproximateNumberOfMessages"]
-        )
-        segments = []
-        step = max(1, keys // 5)
-        for upto in range(step, keys + 1, step):
-            first = next(((t, n) for t, n in samples if n >= upto - step), None)
-            last = next(((t, n) for t, n in samples if n >= upto), None)
-            if first and last and last[0] > first[0]:
-                segments.append(
-                    {
-                        "queue_depth": f"{upto - step}-{upto}",
-                        "msg_per_s": round((last[1] - first[1]) / (last[0] - first[0])),
-                    }
-                )
-        return {
-            "source": "list (moto server, HTTP)",
-            "keys": keys,
-            "sent": summary.this_run["sent"],
-            "queue_depth": depth,
-            "elapsed_s": round(elapsed, 2),
-            "keys_per_s": round(summary.this_run["sent"] / elapsed),
-            "segments": segments,
-            "put_objects_s": round(put_s, 1),
-            "ok": summary.complete and depth == keys,
-        }
+        return _run_scenario(E2E, None, keys, concurrency, processes, f"http://{host}:{port}")
     finally:
         server.stop()
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
+
+
+def run_e2e_child(keys: int, concurrency: int, processes: int) -> dict[str, Any]:
+    """The e2e scenario in a child whose ``AWS_ENDPOINT_URL`` is the moto server."""
+    s3 = s3_client(32)
+    sqs = boto3.client("sqs")
+    s3.create_bucket(Bucket=BUCKET)
+    queue_url = sqs.create_queue(QueueName="bench-e2e")["QueueUrl"]
+
+    def put(i: int) -> None:
+        s3.put_object(Bucket=BUCKET, Key=key_name(i), Body=b"x")
+
+    put_started = time.perf_counter()
+    with ThreadPoolExecutor(16) as pool:
+        list(pool.map(put, range(keys)))
+    put_s = time.perf_counter() - put_started
+    options = Options(BUCKET, queue_url, concurrency=concurrency, processes=processes)
+    clients = make_clients(options)
+    backfill = Backfill(options, build_source(options, clients), clients, make_clients)
+    samples: list[tuple[float, int]] = []
+
+    def tick(snap: Snapshot) -> None:
+        samples.append((snap.elapsed_s, snap.counts["sent"]))
+
+    started = time.perf_counter()
+    summary = backfill.run(tick, tick_s=0.1)
+    elapsed = time.perf_counter() - started
+    depth = int(
+        sqs.get_queue_attributes(
+            QueueUrl=queue_url, AttributeNames=["ApproximateNumberOfMessages"]
+        )["Attributes"]["ApproximateNumberOfMessages"]
+    )
+    return {
+        "source": "list (moto server, HTTP)",
+        "keys": keys,
+        "sent": summary.this_run["sent"],
+        "queue_depth": depth,
+        "elapsed_s": round(elapsed, 2),
+        "keys_per_s": round(summary.this_run["sent"] / elapsed),
+        "segments": _segments(samples, keys),
+        "put_objects_s": round(put_s, 1),
+        "ok": summary.complete and depth == keys,
+    }
+
+
+def _segments(samples: list[tuple[float, int]], keys: int) -> list[dict[str, Any]]:
+    """The send rate over each fifth of the keys (the queue depth grows as they are sent)."""
+    segments = []
+    step = max(1, keys // 5)
+    for upto in range(step, keys + 1, step):
+        first = next(((t, n) for t, n in samples if n >= upto - step), None)
+        last = next(((t, n) for t, n in samples if n >= upto), None)
+        if first and last and last[0] > first[0]:
+            segments.append(
+                {
+                    "queue_depth": f"{upto - step}-{upto}",
+                    "msg_per_s": round((last[1] - first[1]) / (last[0] - first[0])),
+                }
+            )
+    return segments
 
 
 # ----------------------------------------------------------------------------------- parent
@@ -403,10 +396,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--e2e", type=int, default=0, metavar="N", help="also N keys via moto")
     parser.add_argument("--workdir", type=Path, help="keep generated inputs here")
     parser.add_argument("--json", type=Path, help="write the results here")
-    parser.add_argument("--child", choices=SOURCES, help=argparse.SUPPRESS)
+    parser.add_argument("--child", choices=(*SOURCES, E2E), help=argparse.SUPPRESS)
     parser.add_argument("--input", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
 
+    if args.child == E2E:
+        print(json.dumps(run_e2e_child(args.keys[0], args.concurrency, args.processes[0])))
+        return 0
     if args.child:
         scenario = run_child(
             args.child, args.input, args.keys[0], args.concurrency, args.processes[0]
@@ -441,6 +437,8 @@ def main(argv: list[str] | None = None) -> int:
                     print(_line(result), file=sys.stderr)
         if args.e2e:
             result = run_e2e(args.e2e, args.concurrency, args.processes[0])
+            if result is None:
+                return 1
             results.append(result)
             print(_line(result), file=sys.stderr)
             print(f"  moto rate by queue depth: {result['segments']}", file=sys.stderr)
@@ -451,25 +449,22 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run_scenario(
-    source: str, path: Path, keys: int, concurrency: int, processes: int
+    source: str,
+    path: Path | None,
+    keys: int,
+    concurrency: int,
+    processes: int,
+    endpoint: str | None = None,
 ) -> dict[str, Any] | None:
-    """One scenario in a fresh child process (so that its peak RSS is its own)."""
+    """One scenario in a fresh child process (so that its peak RSS is its own), with fake
+    credentials and, for e2e only, an endpoint."""
+    env = {name: value for name, value in os.environ.items() if name != "AWS_ENDPOINT_URL"}
+    env.update(FAKE_ENV, **({"AWS_ENDPOINT_URL": endpoint} if endpoint else {}))
+    argv = ["--child", source, "--keys", str(keys), "--concurrency", str(concurrency)]
+    argv += ["--processes", str(processes), *(["--input", str(path)] if path else [])]
     child = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "loadtest.backfill_bench",
-            "--child",
-            source,
-            "--input",
-            str(path),
-            "--keys",
-            str(keys),
-            "--concurrency",
-            str(concurrency),
-            "--processes",
-            str(processes),
-        ],
+        [sys.executable, "-m", "loadtest.backfill_bench", *argv],
+        env=env,
         capture_output=True,
         text=True,
         check=False,

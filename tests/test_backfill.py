@@ -16,23 +16,19 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from core.events import backfill_message, parse_body
-from infra.backfill import (
-    DEFAULT_SUFFIXES,
+from infra.backfill.filters import DEFAULT_SUFFIXES, Filters
+from infra.backfill.inventory import InventorySource, load_manifest
+from infra.backfill.messages import MessageBuilder
+from infra.backfill.options import (
     BackfillError,
-    FileSource,
-    Filters,
-    InventorySource,
-    MessageBuilder,
-    TokenBucket,
-    Tracker,
-    load_manifest,
     parse_s3_url,
     parse_size,
     parse_suffixes,
     parse_time,
-    read_state,
-    write_json_atomic,
 )
+from infra.backfill.ratelimit import TokenBucket
+from infra.backfill.sources import FileSource
+from infra.backfill.state import Tracker, read_state, write_json_atomic
 
 TRICKY_KEYS = [
     "plain/photo.jpg",
@@ -198,7 +194,7 @@ def test_state_is_written_atomically(tmp_path: Path) -> None:
 
 
 def test_file_source_chunks_and_resumes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("infra.backfill.CHUNK_LINES", 3)
+    monkeypatch.setattr("infra.backfill.sources.CHUNK_LINES", 3)
     path = tmp_path / "keys.txt"
     path.write_text("a.jpg\nb c.jpg\n\nd+e.jpg\r\nü.jpg\nf.jpg\ng.jpg\n", encoding="utf-8")
     chunks = list(FileSource(str(path)).chunks(None))
@@ -243,7 +239,7 @@ def write_inventory(
 def test_inventory_source_reads_the_schema_decodes_keys_and_resumes(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("infra.backfill.CHUNK_LINES", 2)
+    monkeypatch.setattr("infra.backfill.inventory.CHUNK_LINES", 2)
     schema = "Bucket, Key, VersionId, IsLatest, IsDeleteMarker, Size, LastModifiedDate, ETag"
     rows = [
         ["src", quote("a b+c.jpg"), "v1", "true", "false", "10", "2024-01-01T00:00:00.000Z", "e1"],

@@ -24,7 +24,9 @@ from botocore.awsrequest import AWSResponse
 
 import handlers.process
 from core.events import BACKFILL_EVENT_SOURCE, parse_body
-from infra.backfill import RAW_BUCKET_TAG, SOURCE_BUCKETS_TAG, Backfill, Clients, make_clients
+from infra.backfill.clients import Clients, make_clients
+from infra.backfill.preflight import RAW_BUCKET_TAG, SOURCE_BUCKETS_TAG
+from infra.backfill.run import Backfill
 from infra.commands import backfill as command
 from infra.local.provision import Stack
 from loadtest.synthetic import photo_like_bytes

@@ -14,34 +14,31 @@ Exit codes: 0 done, 1 some keys failed (see the failures file) or the run hit an
 
 import argparse
 import json
-import os
 import signal
 import threading
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.markup import escape
 
-from infra.backfill import (
+from core.settings import Settings, SettingsError
+from infra.backfill.filters import Filters
+from infra.backfill.options import (
     MAX_DEFAULT_PROCESSES,
-    Backfill,
     BackfillError,
-    Filters,
     Options,
-    Snapshot,
-    Summary,
-    build_source,
-    check_options,
     default_processes,
-    make_clients,
     parse_s3_url,
     parse_size,
     parse_suffixes,
     parse_time,
-    preflight,
 )
+from infra.backfill.summary import Snapshot, Summary
 from infra.console import error_console
+
+if TYPE_CHECKING:
+    from infra.backfill.run import Backfill
 
 EXIT_INTERRUPTED = 130
 
@@ -75,11 +72,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="s3://BUCKET[/PREFIX]",
         help="the bucket to backfill (optional with --inventory: the manifest's sourceBucket)",
     )
-    parser.add_argument(
-        "--queue-url",
-        default=os.environ.get("IMGPIPE_QUEUE_URL"),
-        help="the jobs queue (default: $IMGPIPE_QUEUE_URL)",
-    )
+    parser.add_argument("--queue-url", help="the jobs queue (default: $IMGPIPE_QUEUE_URL)")
+    _add_source_arguments(parser)
+    _add_filter_arguments(parser)
+    _add_throughput_arguments(parser)
+    _add_resume_arguments(parser)
+
+
+def _add_source_arguments(parser: argparse.ArgumentParser) -> None:
     source = parser.add_argument_group("source (default: list the bucket)")
     exclusive = source.add_mutually_exclusive_group()
     exclusive.add_argument(
@@ -97,6 +97,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="do not HeadObject keys that come without size/ETag/date (they are sent with "
         "size 0 and no ETag; the handler then fetches whatever is there)",
     )
+
+
+def _add_filter_arguments(parser: argparse.ArgumentParser) -> None:
     filters = parser.add_argument_group("filters")
     filters.add_argument(
         "--suffix",
@@ -133,9 +136,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     filters.add_argument(
         "--table",
-        default=os.environ.get("IMGPIPE_TABLE"),
         help="the images table for --skip-processed (default: $IMGPIPE_TABLE)",
     )
+
+
+def _add_throughput_arguments(parser: argparse.ArgumentParser) -> None:
     throughput = parser.add_argument_group("throughput and retries")
     throughput.add_argument(
         "--concurrency",
@@ -178,6 +183,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="retries of a failed entry, with backoff, before it goes to the failures file "
         "(default 6)",
     )
+
+
+def _add_resume_arguments(parser: argparse.ArgumentParser) -> None:
     resume = parser.add_argument_group("resume and output")
     resume.add_argument(
         "--state",
@@ -220,9 +228,10 @@ def options_from_args(args: argparse.Namespace) -> Options:
             if args.state
             else Path("imgpipe-backfill-failures.jsonl")
         )
+    table = args.table or (_setting("table") if args.skip_processed else "")
     return Options(
         bucket=bucket,
-        queue_url=args.queue_url or "",
+        queue_url=args.queue_url or _setting("queue_url"),
         filters=Filters(
             prefix=prefix,
             suffixes=parse_suffixes(args.suffix),
@@ -233,7 +242,7 @@ def options_from_args(args: argparse.Namespace) -> Options:
         ),
         head=args.head,
         skip_processed=args.skip_processed,
-        table=args.table,
+        table=table or None,
         concurrency=args.concurrency,
         head_concurrency=args.head_concurrency,
         processes=args.processes,
@@ -248,12 +257,26 @@ def options_from_args(args: argparse.Namespace) -> Options:
     )
 
 
-def prepare(args: argparse.Namespace, clients: Any = None) -> Backfill:
+def _setting(name: str) -> str:
+    """The ``IMGPIPE_*`` setting that is the default of the option of that name (read only
+    when the option is missing and needed)."""
+    try:
+        return str(getattr(Settings.from_env(), name))
+    except SettingsError as exc:
+        raise BackfillError(str(exc)) from exc
+
+
+def prepare(args: argparse.Namespace, clients: Any = None) -> "Backfill":
     """The configured run (sources, clients, state), or BackfillError."""
+    # Deferred: boto3, botocore and multiprocessing take about 1 s to import, which every
+    # `imgpipe` command would pay (the CLI imports each command module to build its parser).
+    from infra.backfill.clients import make_clients
+    from infra.backfill.inventory import load_manifest
+    from infra.backfill.preflight import check_options, preflight
+    from infra.backfill.run import Backfill, build_source
+
     options = options_from_args(args)
     if not options.bucket and args.inventory:
-        from infra.backfill import load_manifest
-
         clients = clients or make_clients(options)
         options.bucket = load_manifest(args.inventory, clients.s3).source_bucket
         if not options.bucket:
@@ -289,7 +312,7 @@ def run(args: argparse.Namespace, clients: Any = None) -> int:
     return 0
 
 
-def _install_signals(backfill: Backfill, received: list[int]) -> Any:
+def _install_signals(backfill: "Backfill", received: list[int]) -> Any:
     """First Ctrl-C (or SIGTERM): stop listing, finish in-flight requests, save the state.
     A second one returns at once (the saved position still has no gap)."""
     if threading.current_thread() is not threading.main_thread():
@@ -336,9 +359,10 @@ def _line(snap: Snapshot, dry_run: bool) -> str:
     return "  ".join(parts)
 
 
-def _run_with_progress(backfill: Backfill, show: bool) -> Summary:
+def _run_with_progress(backfill: "Backfill", show: bool) -> Summary:
     if not show:
         return backfill.run()
+    # Deferred, as is rich.table below: about 50 ms that other commands need not pay.
     from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn
 
     dry_run = backfill.options.dry_run
