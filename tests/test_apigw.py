@@ -16,7 +16,8 @@ from infra.local.apigw import (
     cors_from_template,
     routes_from_template,
 )
-from infra.template_model import Evaluator, load_template
+from infra.template.evaluation import Evaluator
+from infra.template.loading import load_template
 
 LOCAL_ORIGINS = ("http://127.0.0.1:8080", "http://localhost:8080")
 

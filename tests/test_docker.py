@@ -129,7 +129,7 @@ def _handler_env() -> dict[str, str]:
 
 def _image_commands() -> list[str]:
     """The Dockerfile's CMD and every ``ImageConfig.Command`` of the template."""
-    from infra.template_model import load_template
+    from infra.template.loading import load_template
 
     cmds = re.findall(r"^CMD\s+(\[.*\])\s*$", DOCKERFILE.read_text(encoding="utf-8"), re.MULTILINE)
     commands: list[str] = json.loads(cmds[-1]) if cmds else []

@@ -1,4 +1,5 @@
-"""The SAM template: cfn-lint clean, and its invariants hold (and are caught when broken)."""
+"""The SAM template: cfn-lint clean with the project's rules, whose invariants hold (and are
+caught when broken)."""
 
 from __future__ import annotations
 
@@ -12,16 +13,43 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from cfnlint.config import ConfigMixIn
+from cfnlint.decode import convert_dict
+from cfnlint.match import Match
+from cfnlint.rules import CloudFormationLintRule, Rules
+from cfnlint.runner import run_template_by_data
 
-from infra import template_model as tm
+from infra.template import rules
+from infra.template.evaluation import OPTIONAL_PARAMETER_SAMPLES, Evaluator, stack_settings
+from infra.template.loading import load_template
+from infra.template.rules import (
+    BucketsEncryptedTlsOnly,
+    BucketsPrivate,
+    CloudFrontOacOnly,
+    DeadLetterQueue,
+    IamStatementsScoped,
+    QueuesEncryptedAndScoped,
+    QueueVisibilityTimeout,
+    RawAndOutputBucketsDiffer,
+    ReportBatchItemFailures,
+)
+from infra.template.rules.policies import as_list
 
 ROOT = Path(__file__).resolve().parents[1]
 TEMPLATE = ROOT / "infra" / "template.yaml"
+# What `--append-rules infra.template.rules` loads.
+PROJECT_RULES = Rules.create_from_module(rules.__name__)
 
 
 @pytest.fixture(scope="module")
 def template() -> dict[str, Any]:
-    return tm.load_template(TEMPLATE)
+    return load_template(TEMPLATE)
+
+
+def _project_findings(t: dict[str, Any]) -> list[Match]:
+    """cfn-lint's runner on ``t`` with the project's rules only."""
+    data = convert_dict(copy.deepcopy(t))  # cfn-lint merges the SAM Globals in place
+    return list(run_template_by_data(data, ConfigMixIn([]), PROJECT_RULES))
 
 
 def _res(t: dict[str, Any], name: str) -> dict[str, Any]:
@@ -38,19 +66,32 @@ def _process_statements(t: dict[str, Any]) -> list[Any]:
 # ------------------------------------------------------------------------------ cfn-lint
 
 
-def test_cfn_lint_clean() -> None:
+def _cfn_lint(*args: str) -> subprocess.CompletedProcess[str]:
+    """The cfn-lint command line, with the project's rules appended."""
     exe = Path(sys.executable).with_name("cfn-lint")
     cmd = [str(exe)] if exe.exists() else [shutil.which("cfn-lint") or "cfn-lint"]
-    proc = subprocess.run(
-        [*cmd, str(TEMPLATE.relative_to(ROOT))],
+    # Templates come before --append-rules, which would take them for more rule modules.
+    return subprocess.run(
+        [*cmd, *args, "--append-rules", rules.__name__],
         cwd=ROOT,
         capture_output=True,
         text=True,
         timeout=300,
         check=False,
     )
+
+
+def test_cfn_lint_clean() -> None:
+    proc = _cfn_lint(str(TEMPLATE.relative_to(ROOT)))
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert proc.stdout.strip() == "" and proc.stderr.strip() == ""
+
+
+def test_cfn_lint_command_line_loads_the_project_rules() -> None:
+    proc = _cfn_lint("--list-rules")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    listed = {line.split(":", 1)[0] for line in proc.stdout.splitlines()}
+    assert set(PROJECT_RULES.keys()) <= listed
 
 
 def test_lint_suppressions_are_explained(template: dict[str, Any]) -> None:
@@ -70,7 +111,7 @@ def test_lint_suppressions_are_explained(template: dict[str, Any]) -> None:
 
 
 def test_invariants_hold(template: dict[str, Any]) -> None:
-    assert tm.check_invariants(template) == []
+    assert _project_findings(template) == []
 
 
 def test_loader_handles_short_form_intrinsics(template: dict[str, Any]) -> None:
@@ -84,8 +125,15 @@ def test_loader_handles_short_form_intrinsics(template: dict[str, Any]) -> None:
     }
 
 
+def test_loader_keeps_unquoted_dates_as_strings(tmp_path: Path) -> None:
+    path = tmp_path / "template.yaml"
+    path.write_text("AWSTemplateFormatVersion: 2010-09-09\nResources: {}\n", encoding="utf-8")
+    version = load_template(path)["AWSTemplateFormatVersion"]
+    assert version == "2010-09-09" and type(version) is str
+
+
 def test_stack_settings_defaults(template: dict[str, Any]) -> None:
-    s = tm.stack_settings(template)
+    s = stack_settings(template)
     assert s.function_timeout == 120
     assert s.visibility_timeout == 720 == 6 * s.function_timeout
     assert s.memory_size == 2048
@@ -119,7 +167,7 @@ def test_local_stack_provisions_what_the_template_says(
     monkeypatch.setenv("AWS_REGION", "us-east-1")
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    expected = tm.stack_settings(template)
+    expected = stack_settings(template)
     import boto3
 
     with moto.mock_aws():
@@ -146,13 +194,13 @@ def test_local_stack_provisions_what_the_template_says(
 
 @pytest.mark.parametrize("timeout", [30, 60, 90, 120, 180, 300, 600, 900])
 def test_visibility_follows_timeout_parameter(template: dict[str, Any], timeout: int) -> None:
-    s = tm.stack_settings(template, {"Timeout": str(timeout)})
+    s = stack_settings(template, {"Timeout": str(timeout)})
     assert s.function_timeout == timeout
     assert s.visibility_timeout == 6 * timeout
 
 
 def test_parameters_reach_the_event_source(template: dict[str, Any]) -> None:
-    s = tm.stack_settings(
+    s = stack_settings(
         template,
         {"BatchSize": 50, "MaximumBatchingWindowInSeconds": 1, "MaximumConcurrency": 3},
     )
@@ -160,7 +208,7 @@ def test_parameters_reach_the_event_source(template: dict[str, Any]) -> None:
 
 
 def test_contract_shape(template: dict[str, Any]) -> None:
-    res = tm.Evaluator(template).resources()
+    res = Evaluator(template).resources()
     process, api = res["ProcessFunction"]["Properties"], res["ApiFunction"]["Properties"]
     for fn in (process, api):
         assert fn["PackageType"] == "Image"
@@ -179,7 +227,7 @@ def test_contract_shape(template: dict[str, Any]) -> None:
     routes = {(e["Properties"]["Method"], e["Properties"]["Path"]) for e in api["Events"].values()}
     assert routes == {("POST", "/uploads"), ("GET", "/images/{image_id+}"), ("GET", "/config")}
     assert "ProcessNowRoute" not in res  # POST /process exists only with OnDemandProcessing
-    on_demand = tm.Evaluator(template, {"OnDemandProcessing": "true"}).resources()
+    on_demand = Evaluator(template, {"OnDemandProcessing": "true"}).resources()
     assert on_demand["ProcessNowRoute"]["Properties"]["RouteKey"] == "POST /process"
     table = res["ImagesTable"]["Properties"]
     assert table["BillingMode"] == "PAY_PER_REQUEST"
@@ -203,9 +251,9 @@ def test_contract_shape(template: dict[str, Any]) -> None:
 
 
 def test_api_role_is_presign_and_read_only_by_default(template: dict[str, Any]) -> None:
-    res = tm.Evaluator(template).resources()
+    res = Evaluator(template).resources()
     statements = res["ApiFunctionRole"]["Properties"]["Policies"][0]["PolicyDocument"]["Statement"]
-    grants = {(a, r) for s in statements for a in tm._as_list(s["Action"]) for r in [s["Resource"]]}
+    grants = {(a, r) for s in statements for a in as_list(s["Action"]) for r in [s["Resource"]]}
     assert grants == {
         ("s3:PutObject", "<RawBucket.Arn>/uploads/*"),
         ("dynamodb:GetItem", "<ImagesTable.Arn>"),
@@ -215,8 +263,8 @@ def test_api_role_is_presign_and_read_only_by_default(template: dict[str, Any]) 
 
 
 def test_optional_branches_switch_on(template: dict[str, Any]) -> None:
-    params = dict(tm.OPTIONAL_PARAMETER_SAMPLES)
-    res = tm.Evaluator(template, params).resources()
+    params = dict(OPTIONAL_PARAMETER_SAMPLES)
+    res = Evaluator(template, params).resources()
     assert "AlarmTopic" in res
     assert res["DlqDepthAlarm"]["Properties"]["AlarmActions"] == ["<AlarmTopic>"]
     raw = res["RawBucket"]["Properties"]
@@ -227,7 +275,7 @@ def test_optional_branches_switch_on(template: dict[str, Any]) -> None:
     assert [r["Id"] for r in raw["LifecycleConfiguration"]["Rules"]] == [
         "abort-incomplete-multipart"
     ]
-    default = tm.Evaluator(template).resources()
+    default = Evaluator(template).resources()
     assert "AlarmTopic" not in default
     assert "AlarmActions" not in default["DlqDepthAlarm"]["Properties"]
     assert (
@@ -353,48 +401,48 @@ def _queue_policy_no_source_account(t: dict[str, Any]) -> None:
     del condition["StringEquals"]
 
 
-MUTATIONS: list[tuple[str, Mutation]] = [
-    ("visibility", _short_visibility),
-    ("visibility", _bad_mapping),
-    ("report_batch_item_failures", _no_report_batch_item_failures),
-    ("dlq", _max_receive_10),
-    ("dlq", _no_redrive),
-    ("buckets_private", _public_access_off),
-    ("buckets_private", _public_read_policy),
-    ("buckets_encrypted_tls", _no_tls_only),
-    ("buckets_encrypted_tls", _no_encryption),
-    ("iam_scoped", _star_action),
-    ("iam_scoped", _star_resource),
-    ("iam_scoped", _star_in_optional_branch),
-    ("iam_scoped", _managed_policy),
-    ("iam_scoped", _api_writes_anywhere_in_raw),
-    ("buckets_differ", _same_bucket),
-    ("buckets_differ", _output_is_raw),
-    ("cloudfront_oac", _no_oac),
-    ("cloudfront_oac", _legacy_oai),
-    ("cloudfront_oac", _oac_without_source_arn),
-    ("cloudfront_oac", _plain_http),
-    ("queues", _queue_unencrypted),
-    ("queues", _queue_policy_any_principal),
-    ("queues", _queue_policy_no_source_account),
+MUTATIONS: list[tuple[type[CloudFormationLintRule], Mutation]] = [
+    (QueueVisibilityTimeout, _short_visibility),
+    (QueueVisibilityTimeout, _bad_mapping),
+    (ReportBatchItemFailures, _no_report_batch_item_failures),
+    (DeadLetterQueue, _max_receive_10),
+    (DeadLetterQueue, _no_redrive),
+    (BucketsPrivate, _public_access_off),
+    (BucketsPrivate, _public_read_policy),
+    (BucketsEncryptedTlsOnly, _no_tls_only),
+    (BucketsEncryptedTlsOnly, _no_encryption),
+    (IamStatementsScoped, _star_action),
+    (IamStatementsScoped, _star_resource),
+    (IamStatementsScoped, _star_in_optional_branch),
+    (IamStatementsScoped, _managed_policy),
+    (IamStatementsScoped, _api_writes_anywhere_in_raw),
+    (RawAndOutputBucketsDiffer, _same_bucket),
+    (RawAndOutputBucketsDiffer, _output_is_raw),
+    (CloudFrontOacOnly, _no_oac),
+    (CloudFrontOacOnly, _legacy_oai),
+    (CloudFrontOacOnly, _oac_without_source_arn),
+    (CloudFrontOacOnly, _plain_http),
+    (QueuesEncryptedAndScoped, _queue_unencrypted),
+    (QueuesEncryptedAndScoped, _queue_policy_any_principal),
+    (QueuesEncryptedAndScoped, _queue_policy_no_source_account),
 ]
 
 
 def test_every_invariant_has_a_mutation() -> None:
-    assert {name for name, _ in MUTATIONS} == set(tm.INVARIANTS)
+    assert {rule.id for rule, _ in MUTATIONS} == set(PROJECT_RULES.keys())
 
 
 @pytest.mark.parametrize(
-    ("invariant", "mutate"), MUTATIONS, ids=[m.__name__.lstrip("_") for _, m in MUTATIONS]
+    ("rule", "mutate"), MUTATIONS, ids=[m.__name__.lstrip("_") for _, m in MUTATIONS]
 )
 def test_broken_invariant_is_reported(
-    template: dict[str, Any], invariant: str, mutate: Mutation
+    template: dict[str, Any], rule: type[CloudFormationLintRule], mutate: Mutation
 ) -> None:
     broken = copy.deepcopy(template)
     mutate(broken)
-    violations = tm.check_invariants(broken)
-    assert any(v.startswith(f"{invariant}: ") for v in violations), violations
-    assert tm.check_invariants(template) == []  # the fixture itself was not touched
+    findings = _project_findings(broken)
+    assert any(finding.rule.id == rule.id for finding in findings), findings
+    assert _project_findings(template) == []  # the fixture itself was not touched
 
 
 def _resolved_statements(resources: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -404,10 +452,10 @@ def _resolved_statements(resources: dict[str, Any]) -> dict[str, dict[str, Any]]
 
 def test_backfill_source_buckets_grant_exactly_those_buckets(template: dict[str, Any]) -> None:
     assert not {"ReadBackfillSources", "ListBackfillSourcesSoMissingKeysAre404"} & set(
-        _resolved_statements(tm.Evaluator(template).resources())
+        _resolved_statements(Evaluator(template).resources())
     )
     params = {"BackfillSourceBuckets": "legacy-photos,archive.example.com"}
-    resources = tm.Evaluator(template, params).resources()
+    resources = Evaluator(template, params).resources()
     statements = _resolved_statements(resources)
     assert statements["ReadBackfillSources"]["Action"] == "s3:GetObject"
     assert statements["ReadBackfillSources"]["Resource"] == [
@@ -427,9 +475,9 @@ def test_backfill_source_buckets_grant_exactly_those_buckets(template: dict[str,
 def test_backfill_sources_with_a_kms_key_decrypt_only_through_s3(template: dict[str, Any]) -> None:
     params = {
         "BackfillSourceBuckets": "legacy-photos",
-        "KmsKeyArn": tm.OPTIONAL_PARAMETER_SAMPLES["KmsKeyArn"],
+        "KmsKeyArn": OPTIONAL_PARAMETER_SAMPLES["KmsKeyArn"],
     }
-    statement = _resolved_statements(tm.Evaluator(template, params).resources())[
+    statement = _resolved_statements(Evaluator(template, params).resources())[
         "DecryptBackfillSourcesThroughS3"
     ]
     assert statement["Action"] == "kms:Decrypt"
