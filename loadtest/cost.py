@@ -63,6 +63,16 @@ class CostInputs:
 
 
 @dataclass(frozen=True)
+class FunctionConfig:
+    """How the function would be configured on AWS (the command line's cost options)."""
+
+    memory_mb: int
+    architecture: str
+    compute_scale: float
+    batch_size: float | None = None  # None: the stack's
+
+
+@dataclass(frozen=True)
 class CostLine:
     component: str
     quantity_per_image: float

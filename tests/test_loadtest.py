@@ -6,6 +6,7 @@ import math
 import os
 import subprocess
 import sys
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -16,16 +17,12 @@ from moto import mock_aws
 from infra.local.accounting import percentile
 from loadtest.compare import compare, figures
 from loadtest.cost import CostInputs, Prices, estimate, sqs_chunks, write_units
-from loadtest.harness import (
-    CpuMeter,
-    memory_kb,
-    parse_formats,
-    parse_sizes,
-    process_cpu_seconds,
-    target_from_stack,
-)
-from loadtest.report import distribution, throughput_series
+from loadtest.image_rows import ImageRow
+from loadtest.sampling import CpuMeter, peak_rss_kb, process_cpu_seconds, rss_kb
+from loadtest.stats import distribution, throughput_series
 from loadtest.synthetic import photo_like_bytes
+from loadtest.targets import target_from_stack
+from loadtest.workload import parse_formats, parse_sizes
 
 ROOT = Path(__file__).resolve().parent.parent
 PERCENTILE_HEADER = "| latency (ms) | n | p50 | p90 | p99 | max | mean |"
@@ -204,7 +201,7 @@ def test_sizes_and_formats_parse() -> None:
 def test_distribution_uses_nearest_rank_percentiles() -> None:
     values = [float(v) for v in range(100, 0, -1)]  # unsorted on purpose
     d = distribution(values)
-    assert (d["n"], d["p50"], d["p90"], d["p99"], d["max"], d["mean"]) == (
+    assert (d.n, d.p50, d.p90, d.p99, d.max, d.mean) == (
         100,
         50,
         90,
@@ -212,7 +209,7 @@ def test_distribution_uses_nearest_rank_percentiles() -> None:
         100,
         50.5,
     )
-    assert distribution([30.0, 10.0, 20.0]) == {
+    assert asdict(distribution([30.0, 10.0, 20.0])) == {
         "n": 3,
         "p50": 20.0,
         "p90": 30.0,
@@ -220,21 +217,37 @@ def test_distribution_uses_nearest_rank_percentiles() -> None:
         "max": 30.0,
         "mean": 20.0,
     }
-    assert distribution([])["p50"] is None
-    assert distribution([7.0])["p99"] == 7.0
+    assert distribution([]).p50 is None
+    assert distribution([7.0]).p99 == 7.0
 
 
 def test_throughput_series_bins_by_finish_time() -> None:
-    rows: list[dict[str, Any]] = [
-        {"sent_at": 0.0, "finished_at": 0.2, "source_bytes": 1_000_000},
-        {"sent_at": 0.1, "finished_at": 0.9, "source_bytes": 1_000_000},
-        {"sent_at": 1.2, "finished_at": 2.5, "source_bytes": 500_000},
-        {"sent_at": 3.5, "finished_at": None, "source_bytes": 1},
+    def row(sent_at: float, finished_at: float | None, source_bytes: int) -> ImageRow:
+        return ImageRow(
+            seq=0,
+            key="k",
+            warmup=False,
+            size_class="1MP",
+            format="jpeg",
+            source_bytes=source_bytes,
+            source_mp=1.0,
+            sent_at=sent_at,
+            send_call_ms=1.0,
+            isolated_engine_ms=None,
+            status="PROCESSED" if finished_at is not None else "UNACCOUNTED",
+            finished_at=finished_at,
+        )
+
+    rows = [
+        row(0.0, 0.2, 1_000_000),
+        row(0.1, 0.9, 1_000_000),
+        row(1.2, 2.5, 500_000),
+        row(3.5, None, 1),
     ]
     bins = throughput_series(rows)
-    assert [b["images"] for b in bins] == [2, 0, 1, 0]
-    assert [b["sent"] for b in bins] == [2, 1, 0, 1]
-    assert [b["mb_per_s"] for b in bins] == [2.0, 0.0, 0.5, 0.0]
+    assert [b.images for b in bins] == [2, 0, 1, 0]
+    assert [b.sent for b in bins] == [2, 1, 0, 1]
+    assert [b.mb_per_s for b in bins] == [2.0, 0.0, 0.5, 0.0]
 
 
 def test_cost_model_matches_a_hand_computed_example() -> None:
@@ -342,7 +355,7 @@ def test_compare_command_output_and_exit_code(tmp_path: Path) -> None:
 def test_proc_sampling_of_this_process() -> None:
     cpu = process_cpu_seconds(os.getpid())
     assert cpu is not None and cpu > 0
-    assert memory_kb(os.getpid())["VmHWM"] >= memory_kb(os.getpid())["VmRSS"] > 0
+    assert peak_rss_kb(os.getpid()) >= rss_kb(os.getpid()) > 0
     assert process_cpu_seconds(2**22 + 12345) is None  # no such process
     meter = CpuMeter()
     start = meter.update({os.getpid()}, baseline=True)

@@ -6,17 +6,28 @@ By default it starts the embedded stack (moto on loopback and the worker process
 `imgpipe loadtest compare RUN_A RUN_B` compares two runs and marks the regressions.
 """
 
+# The harness and the reports are imported inside the functions that use them: infra/cli.py
+# imports every command module to build its parser, and they cost 1-5 s (boto3, psutil,
+# matplotlib, Jinja2; `python -X importtime`) that `imgpipe render` must not pay.
+
 import argparse
 import json
 import os
 import shlex
 import sys
 import time
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from infra.console import console, error_console
+
+if TYPE_CHECKING:
+    from loadtest.cost import Prices
+    from loadtest.run import LoadOptions, LoadRun, RunData, StackInfo
+    from loadtest.summary import Summary
+    from loadtest.workload import SizeClass, Source, Workload
 
 DEFAULT_SIZES = "2MP:40,12MP:50,24MP:10"
 
@@ -48,7 +59,13 @@ def register(subparsers: Any) -> None:
 
 
 def add_run_arguments(parser: argparse.ArgumentParser) -> None:
-    target = parser.add_argument_group("target")
+    _target_arguments(parser.add_argument_group("target"))
+    _workload_arguments(parser.add_argument_group("workload"))
+    _harness_arguments(parser.add_argument_group("harness"))
+    _cost_arguments(parser.add_argument_group("cost model"))
+
+
+def _target_arguments(target: Any) -> None:
     target.add_argument("--stack", metavar="NAME", help="a deployed stack (CloudFormation name)")
     target.add_argument("--region", help="the deployed stack's region")
     target.add_argument(
@@ -68,7 +85,8 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
         help="embedded stack: batching window (default: the template's)",
     )
 
-    work = parser.add_argument_group("workload")
+
+def _workload_arguments(work: Any) -> None:
     source = work.add_mutually_exclusive_group()
     source.add_argument("--corpus", type=Path, metavar="DIR", help="send the images in DIR")
     source.add_argument(
@@ -114,7 +132,8 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
     work.add_argument("--warmup", type=int, default=0, help="extra images first, not measured")
     work.add_argument("--no-calibrate", action="store_true", help="skip the engine-alone timing")
 
-    tuning = parser.add_argument_group("harness")
+
+def _harness_arguments(tuning: Any) -> None:
     tuning.add_argument("--out", type=Path, help="run folder (default runs/<timestamp>)")
     tuning.add_argument("--poll-interval", type=float, default=0.25, help="table poll period (s)")
     tuning.add_argument(
@@ -136,7 +155,8 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
     )
     tuning.add_argument("--json", action="store_true", help="print the summary as JSON")
 
-    cost = parser.add_argument_group("cost model")
+
+def _cost_arguments(cost: Any) -> None:
     cost.add_argument("--memory-mb", type=int, default=2048, help="Lambda memory (MB)")
     cost.add_argument("--architecture", choices=("arm64", "x86_64"), default="arm64")
     cost.add_argument(
@@ -157,7 +177,7 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _prices(pairs: list[str]) -> Any:
+def _prices(pairs: list[str]) -> "Prices":
     from loadtest.cost import Prices
 
     values: dict[str, float] = {}
@@ -176,10 +196,27 @@ def _command_line() -> str:
     return " ".join(["imgpipe", "loadtest", *map(shlex.quote, argv)])
 
 
+def _usage_error(args: argparse.Namespace) -> str | None:
+    if args.corpus is not None and not args.corpus.is_dir():
+        return f"{args.corpus} is not a folder"
+    for name in ("workers", "threads", "pool", "uploaders"):
+        if getattr(args, name) < 1:
+            return f"--{name} must be at least 1"
+    if args.sample_interval < 0.1:
+        return "--sample-interval must be at least 0.1 s"
+    if (args.rate is not None and args.rate <= 0) or (args.concurrency or 1) < 1:
+        return "--rate and --concurrency must be positive"
+    return None
+
+
 def run(args: argparse.Namespace) -> int:
     from botocore.exceptions import BotoCoreError, ClientError
 
-    from loadtest.harness import parse_formats, parse_sizes
+    from loadtest.calibration import calibrate
+    from loadtest.cost import FunctionConfig
+    from loadtest.report.outputs import write_reports
+    from loadtest.sampling import core_count
+    from loadtest.workload import parse_formats, parse_sizes
 
     try:
         prices = _prices(args.price)
@@ -188,22 +225,11 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as exc:
         error_console.print(f"[red]error:[/] {exc}")
         return 2
-    if args.corpus is not None and not args.corpus.is_dir():
-        error_console.print(f"[red]error:[/] {args.corpus} is not a folder")
-        return 2
     if args.workers is None:
-        from loadtest.harness import core_count
-
         args.workers = core_count() + 1
-    for name in ("workers", "threads", "pool", "uploaders"):
-        if getattr(args, name) < 1:
-            error_console.print(f"[red]error:[/] --{name} must be at least 1")
-            return 2
-    if args.sample_interval < 0.1:
-        error_console.print("[red]error:[/] --sample-interval must be at least 0.1 s")
-        return 2
-    if (args.rate is not None and args.rate <= 0) or (args.concurrency or 1) < 1:
-        error_console.print("[red]error:[/] --rate and --concurrency must be positive")
+    problem = _usage_error(args)
+    if problem:
+        error_console.print(f"[red]error:[/] {problem}")
         return 2
     out = args.out or Path("runs") / datetime.now().strftime("%Y%m%d-%H%M%S")
     pool = _build_pool(args, sizes, formats)
@@ -211,40 +237,33 @@ def run(args: argparse.Namespace) -> int:
         error_console.print(f"[red]error:[/] no images in {args.corpus}")
         return 2
     if not args.no_calibrate:
-        from loadtest.harness import calibrate
-
         error_console.print(f"timing the engine alone on {min(len(pool), 24)} source image(s)...")
         calibrate(pool)
-    saved_env = dict(os.environ)
     try:
         data = _drive(args, pool, sizes, formats)
     except (LookupError, ValueError, RuntimeError, BotoCoreError, ClientError) as exc:
         error_console.print(f"[red]error:[/] {exc}")
         return 2
-    finally:
-        os.environ.clear()
-        os.environ.update(saved_env)
-
-    from loadtest.report import write_reports
-
-    cost_inputs = {
-        "memory_mb": args.memory_mb,
-        "architecture": args.architecture,
-        "batch_size": args.batch_size,
-        "compute_scale": args.compute_scale,
-    }
-    summary = write_reports(data, out, cost_inputs, prices, pool)
+    config = FunctionConfig(
+        memory_mb=args.memory_mb,
+        architecture=args.architecture,
+        compute_scale=args.compute_scale,
+        batch_size=args.batch_size,
+    )
+    summary = write_reports(data, out, config, prices, pool)
     if args.json:
-        print(json.dumps({"out": str(out), "summary": summary}, indent=2, default=str))
+        print(json.dumps({"out": str(out), "summary": summary.to_dict()}, indent=2, default=str))
     else:
         _print_summary(summary, out)
-    return 0 if summary["accounting"]["unaccounted"] == 0 else 1
+    return 0 if summary.accounting.unaccounted == 0 else 1
 
 
-def _build_pool(args: argparse.Namespace, sizes: Any, formats: Any) -> list[Any]:
+def _build_pool(
+    args: argparse.Namespace, sizes: "list[SizeClass]", formats: list[tuple[str, float]]
+) -> "list[Source]":
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
-    from loadtest.harness import corpus_pool, default_cache_dir, synthetic_pool
+    from loadtest.workload import corpus_pool, default_cache_dir, synthetic_pool
 
     if args.corpus is not None:
         return corpus_pool(args.corpus)
@@ -260,8 +279,14 @@ def _build_pool(args: argparse.Namespace, sizes: Any, formats: Any) -> list[Any]
         )
 
 
-def _drive(args: argparse.Namespace, pool: list[Any], sizes: Any, formats: Any) -> Any:
-    from loadtest.harness import LoadOptions, LoadRun, Workload, target_from_local
+def _drive(
+    args: argparse.Namespace,
+    pool: "list[Source]",
+    sizes: "list[SizeClass]",
+    formats: list[tuple[str, float]],
+) -> "RunData":
+    from loadtest.run import LoadOptions
+    from loadtest.workload import Workload
 
     run_id = datetime.now().strftime("%Y%m%d-%H%M%S") + f"-{os.getpid()}"
     synthetic = args.corpus is None
@@ -290,23 +315,36 @@ def _drive(args: argparse.Namespace, pool: list[Any], sizes: Any, formats: Any) 
         options.warmup,
         args.seed,
     )
-    stack_info = {
-        "command": _command_line(),
-        "concurrency": concurrency,
-        "rate": args.rate,
-    }
     if args.stack:
-        from loadtest.harness import target_from_stack
+        return _drive_deployed(args, options, workload)
+    return _drive_embedded(args, options, workload)
 
-        if args.region:
-            os.environ["AWS_REGION"] = os.environ["AWS_DEFAULT_REGION"] = args.region
+
+def _drive_deployed(
+    args: argparse.Namespace, options: "LoadOptions", workload: "Workload"
+) -> "RunData":
+    from infra.commands.environment import applied_env
+    from loadtest.run import LoadRun, StackInfo
+    from loadtest.targets import target_from_stack
+
+    region = {"AWS_REGION": args.region, "AWS_DEFAULT_REGION": args.region}
+    with applied_env(region if args.region else {}):
         target = target_from_stack(args.stack, args.region)
         if options.mode == "enqueue" and not options.source_bucket:
             options.source_bucket = target.raw_bucket
-        stack_info.update(batch_size=target.batch_size, workers="Lambda", threads="-")
-        return _with_progress(LoadRun(target, workload, options), stack_info)
+        info = StackInfo(
+            _command_line(), options.concurrency, args.rate, "Lambda", "-", target.batch_size
+        )
+        return _with_progress(LoadRun(target, workload, options), info)
 
+
+def _drive_embedded(
+    args: argparse.Namespace, options: "LoadOptions", workload: "Workload"
+) -> "RunData":
+    from infra.commands.environment import applied_env
     from infra.local.stack import LocalStack, StackOptions
+    from loadtest.run import LoadRun, StackInfo
+    from loadtest.targets import target_from_local
 
     if options.mode == "enqueue" and not options.source_bucket:
         options.source_bucket = "imgpipe-loadtest-src"
@@ -319,28 +357,28 @@ def _drive(args: argparse.Namespace, pool: list[Any], sizes: Any, formats: Any) 
         parameters={"BackfillSourceBuckets": options.source_bucket or ""},
     )
     error_console.print("starting the embedded stack (moto on loopback, worker processes)...")
-    os.environ["IMGPIPE_WORKERS"] = str(args.threads)
-    with LocalStack(stack_options) as local:
+    with (
+        applied_env({"IMGPIPE_WORKERS": str(args.threads)}),
+        LocalStack(stack_options) as local,
+        applied_env(local.client_env()),
+    ):
         target = target_from_local(local)
         window = args.batch_window
-        stack_info.update(
+        info = StackInfo(
+            command=_command_line(),
+            concurrency=options.concurrency,
+            rate=args.rate,
             workers=args.workers,
             threads=args.threads,
-            iam_enforced=stack_options.strict,
             batch_size=target.batch_size,
+            iam_enforced=stack_options.strict,
             batch_window_s=local.resources.settings.batching_window if window is None else window,
         )
-        return _with_progress(LoadRun(target, workload, options, local), stack_info)
+        return _with_progress(LoadRun(target, workload, options, local), info)
 
 
-def _with_progress(load: Any, stack_info: dict[str, Any]) -> Any:
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-    )
+def _with_progress(load: "LoadRun", info: "StackInfo") -> "RunData":
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     columns = (
         TextColumn("{task.description}"),
@@ -353,65 +391,64 @@ def _with_progress(load: Any, stack_info: dict[str, Any]) -> Any:
     with Progress(*columns, console=error_console, auto_refresh=False) as progress:
         task = progress.add_task("load test", total=load.total, status="")
 
-        def show(run: Any) -> None:
-            counts = run.counts()
-            latest = run.sampler.latest if run.sampler else {}
+        def show(run: "LoadRun") -> None:
+            counts = run.progress()
+            latest = run.sampler.latest if run.sampler else None
             elapsed = max(1e-6, time.monotonic() - started)
             parts = [
-                f"{counts['accounted'] / elapsed:.1f} img/s",
-                f"in flight {counts['in_flight']}",
-                f"depth {latest.get('depth', '-')}",
+                f"{counts.accounted / elapsed:.1f} img/s",
+                f"in flight {counts.in_flight}",
+                f"depth {latest.depth if latest else '-'}",
             ]
-            if latest.get("workers_util") is not None:
-                parts.append(f"workers CPU {latest['workers_util']:.0%}")
-                parts.append(f"moto {latest.get('emulator_util') or 0:.0%}")
+            if latest is not None and latest.workers_util is not None:
+                parts.append(f"workers CPU {latest.workers_util:.0%}")
+                parts.append(f"moto {latest.emulator_util or 0:.0%}")
             if run.tracker.dead:
                 parts.append(f"[red]DLQ {len(run.tracker.dead)}[/]")
             phase = "sending" if run.issuing else "draining"
             progress.update(
                 task,
-                completed=counts["accounted"],
+                completed=counts.accounted,
                 total=run.total,
                 description=f"load test ({phase})",
                 status=" · ".join(parts),
             )
             progress.refresh()
 
+        load.on_progress = show
         data = load.execute()
-    data.stack = stack_info
-    return data
+    return replace(data, stack=info)
 
 
-def _print_summary(summary: dict[str, Any], out: Path) -> None:
+def _print_summary(summary: "Summary", out: Path) -> None:
     from rich.table import Table
 
-    acc, latency, thr = summary["accounting"], summary["latency_ms"], summary["throughput"]
+    acc, thr, res = summary.accounting, summary.throughput, summary.resources
     table = Table(title="imgpipe load test: latency (ms)")
     for column in ("", "n", "p50", "p90", "p99", "max"):
         table.add_column(column, justify="left" if not column else "right")
-    for name, d in latency.items():
-        if d["n"]:
-            table.add_row(name, *(str(d[k]) for k in ("n", "p50", "p90", "p99", "max")))
+    for name, d in summary.latency_ms.by_name().items():
+        if d.n:
+            table.add_row(name, *(str(v) for v in (d.n, d.p50, d.p90, d.p99, d.max)))
     console.print(table)
-    res, ok = summary["resources"], summary["acceptance"]
     console.print(
-        f"{acc['sent']} sent: {acc['processed']} processed, {acc['failed']} failed, "
-        f"{acc['dlq']} in DLQ, "
-        + (f"[red]{acc['unaccounted']} UNACCOUNTED[/]" if acc["unaccounted"] else "0 unaccounted")
+        f"{acc.sent} sent: {acc.processed} processed, {acc.failed} failed, "
+        f"{acc.dlq} in DLQ, "
+        + (f"[red]{acc.unaccounted} UNACCOUNTED[/]" if acc.unaccounted else "0 unaccounted")
     )
     console.print(
-        f"throughput {thr['images_per_s']} images/s, {thr['source_mb_per_s']} source MB/s; "
-        f"queue depth peak {res.get('queue_depth_peak')}"
+        f"throughput {thr.images_per_s} images/s, {thr.source_mb_per_s} source MB/s; "
+        f"queue depth peak {res.queue_depth_peak}"
     )
-    if summary["run"]["embedded"]:
-        util = res.get("workers_util_busy")
+    if summary.run.embedded:
+        util = res.workers_util_busy
         console.print(
-            f"worker CPU while busy {util if util is None else f'{util:.0%}'} of {res['cores']} "
-            f"cores; e2e p50 = {ok['e2e_p50_over_engine_p50']}x engine p50; "
-            f"emulator bottleneck: {summary['emulator']['verdict']}"
+            f"worker CPU while busy {util if util is None else f'{util:.0%}'} of {res.cores} "
+            f"cores; e2e p50 = {summary.acceptance.e2e_p50_over_engine_p50}x engine p50; "
+            f"emulator bottleneck: {summary.emulator.verdict}"
         )
-    if summary.get("cost"):
-        console.print(f"estimated cost: ${summary['cost']['per_million']:,.2f} per million images")
+    if summary.cost is not None:
+        console.print(f"estimated cost: ${summary.cost.per_million:,.2f} per million images")
     console.print(f"reports: {out / 'summary.md'}, {out / 'report.html'}, {out / 'results.json'}")
 
 
