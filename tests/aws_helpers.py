@@ -1,6 +1,8 @@
-"""Shared helpers for the moto-backed tests: a provisioned stack and real SQS events."""
+"""Shared helpers for the moto-backed tests: a provisioned stack, real SQS events, and the
+embedded server with this process acting as its operator."""
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any
 
 import boto3
@@ -9,8 +11,9 @@ from botocore.awsrequest import AWSResponse
 from moto import mock_aws
 
 from infra.local.canned import s3_error
-from infra.local.lambda_event import LambdaContext, sqs_event
+from infra.local.moto_server import EmbeddedAws
 from infra.local.provision import Stack, provision
+from infra.worker.lambda_event import LambdaContext, sqs_event
 
 AWS_ENV = {
     "AWS_ACCESS_KEY_ID": "testing",
@@ -21,6 +24,26 @@ AWS_ENV = {
     "AWS_MAX_ATTEMPTS": "1",
     "IMGPIPE_WORKERS": "2",
 }
+
+
+def apply_client_env(monkeypatch: pytest.MonkeyPatch, env: Mapping[str, str | None]) -> None:
+    """Set (``None``: unset) these variables until ``monkeypatch`` undoes them, with a new
+    boto3 default session: the old one keeps the credentials it found first."""
+    for name, value in env.items():
+        if value is None:
+            monkeypatch.delenv(name, raising=False)
+        else:
+            monkeypatch.setenv(name, value)
+    monkeypatch.setattr(boto3, "DEFAULT_SESSION", None)
+
+
+@contextmanager
+def embedded_aws(strict: bool = True) -> Iterator[EmbeddedAws]:
+    """The embedded server (strict unless told otherwise), with this process acting as its
+    operator until the block ends; usable from fixtures of any scope."""
+    with EmbeddedAws(strict=strict) as aws, pytest.MonkeyPatch.context() as monkeypatch:
+        apply_client_env(monkeypatch, aws.client_env)
+        yield aws
 
 
 @pytest.fixture(name="stack")

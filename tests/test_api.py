@@ -10,7 +10,7 @@ from urllib.parse import quote
 import boto3
 import pytest
 import requests
-from aws_helpers import context, error_response, receive_event
+from aws_helpers import context, embedded_aws, error_response, receive_event
 from botocore.awsrequest import AWSResponse
 
 import handlers.api
@@ -20,7 +20,8 @@ from infra.local.canned import canned_response
 from infra.local.moto_server import EmbeddedAws
 from infra.local.provision import Stack, provision
 from infra.local.strict_front import FormPostGuard
-from infra.template_model import Evaluator, load_template
+from infra.template.evaluation import Evaluator
+from infra.template.loading import load_template
 from loadtest.synthetic import photo_like_bytes
 
 JPEG = photo_like_bytes(640, 480, seed=3)
@@ -31,7 +32,7 @@ ROUTES = routes_from_template(Evaluator(load_template(), ON_DEMAND).resources())
 @pytest.fixture(scope="module")
 def strict_stack() -> Iterator[tuple[EmbeddedAws, Stack]]:
     """A strict embedded AWS (IAM, SigV4, POST policies) with the template's resources."""
-    with EmbeddedAws() as aws:
+    with embedded_aws() as aws:
         stack = provision("api", parameters=ON_DEMAND)
         assert aws.front is not None
         aws.front.guard(FormPostGuard(stack.raw_bucket))

@@ -17,7 +17,7 @@ from typing import Any
 
 import boto3
 import pytest
-from aws_helpers import drain_bodies
+from aws_helpers import drain_bodies, embedded_aws
 
 from core.events import parse_body
 from infra.local.moto_server import EmbeddedAws
@@ -29,7 +29,7 @@ KEYS = [f"photos/{n // 50:02d}/IMG {n:04d}+ü.jpg" for n in range(250)]
 @pytest.fixture(scope="module")
 def aws() -> Iterator[EmbeddedAws]:
     """A strict embedded AWS; the backfill runs as its operator."""
-    with EmbeddedAws() as embedded:
+    with embedded_aws() as embedded:
         yield embedded
 
 
@@ -52,7 +52,7 @@ def seed(aws: EmbeddedAws, name: str) -> str:
 
 
 def start(aws: EmbeddedAws, bucket: str, queue_url: str, state: Path, *extra: str) -> Any:
-    env = {**os.environ, **aws.env}
+    env = {**os.environ, **aws.client_env}
     env.pop("AWS_PROFILE", None)
     env.pop("AWS_SESSION_TOKEN", None)
     argv = [

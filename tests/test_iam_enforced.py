@@ -19,15 +19,17 @@ from typing import Any
 import boto3
 import pytest
 import requests
+from aws_helpers import embedded_aws
 from botocore.exceptions import ClientError
 
 from core.aws import DynamoCatalog, S3Storage, s3_client
+from core.catalog import ImageRecord, Status
 from core.errors import Rejected, Transient
-from infra.local.iam import create_roles
+from infra.local.iam import STATIC_CREDENTIALS, create_roles, function_env, write_profiles
 from infra.local.moto_server import EmbeddedAws
-from infra.local.poller import PollerConfig, collect_batch, delete_succeeded
 from infra.local.provision import API_FUNCTION, PROCESS_FUNCTION, Stack, post_rule, provision
 from infra.local.strict_front import FormPostGuard
+from infra.worker.poller import PollerConfig, collect_batch, delete_succeeded
 
 SOURCE_BUCKET = "legacy-photos"
 PARAMETERS = {"OnDemandProcessing": "true", "BackfillSourceBuckets": SOURCE_BUCKET}
@@ -42,7 +44,7 @@ class Env:
 
 @pytest.fixture(scope="module")
 def env() -> Iterator[Env]:
-    with EmbeddedAws() as aws:
+    with embedded_aws() as aws:
         stack = provision("iam", parameters=PARAMETERS)
         assert aws.front is not None
         aws.front.guard(FormPostGuard.from_rule(stack.raw_bucket, post_rule(stack.resources)))
@@ -91,7 +93,7 @@ def store_rendition(session: boto3.session.Session, stack: Stack) -> None:
 def record_item(session: boto3.session.Session, stack: Stack) -> None:
     """core.pipeline's record: the conditional DynamoCatalog.put."""
     catalog = DynamoCatalog(session.resource("dynamodb").Table(stack.table))
-    catalog.put({"image_id": f"{stack.raw_bucket}/x", "event_order": "1", "status": "FAILED"})
+    catalog.put(ImageRecord(stack.raw_bucket, "x", Status.FAILED, event_order="1"))
 
 
 def read_item(session: boto3.session.Session, stack: Stack) -> None:
@@ -238,8 +240,6 @@ def test_unknown_keys_and_wrong_secrets_are_refused(env: Env) -> None:
 def test_a_function_process_runs_with_refreshing_role_credentials(env: Env, tmp_path: Any) -> None:
     """What a worker or API process gets: botocore's assume-role provider (which refreshes
     before expiry) for the function's role, and no static key of the operator's."""
-    from infra.local.iam import STATIC_CREDENTIALS, function_env, write_profiles
-
     config = write_profiles(tmp_path / "config", env.aws.operator, env.stack.roles)
     child = {k: v for k, v in os.environ.items() if k not in STATIC_CREDENTIALS}
     child.update(function_env(config, PROCESS_FUNCTION))

@@ -14,6 +14,7 @@ from typing import Any
 import boto3
 import pytest
 import requests
+from aws_helpers import apply_client_env
 from local_stack_helpers import ROOT, RunningStack, imgpipe_up
 from PIL import Image
 
@@ -22,11 +23,8 @@ from loadtest.synthetic import photo_like_bytes
 
 
 def use(stack: RunningStack, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Act as this stack's operator (a new default session: the old one caches its keys)."""
-    monkeypatch.delenv("AWS_SESSION_TOKEN", raising=False)
-    for name, value in stack.client_env().items():
-        monkeypatch.setenv(name, value)
-    boto3.setup_default_session()
+    """Act as this stack's operator."""
+    apply_client_env(monkeypatch, {**stack.client_env(), "AWS_SESSION_TOKEN": None})
 
 
 def wait_for(tracker: Tracker, timeout_s: float) -> None:

@@ -1,4 +1,4 @@
-"""The local event source mapping's decisions: what to delete and what to leave for a retry."""
+"""The event source mapping's decisions: what to delete and what to leave for a retry."""
 
 import subprocess
 import sys
@@ -7,12 +7,11 @@ from typing import Any
 
 import boto3
 import pytest
-from aws_helpers import AWS_ENV
+from aws_helpers import AWS_ENV, embedded_aws
 
 from infra.local.accounting import Tracker
-from infra.local.moto_server import EmbeddedAws
-from infra.local.poller import invoke
 from infra.local.provision import provision
+from infra.worker.poller import invoke
 from loadtest.synthetic import photo_like_bytes
 
 EVENT = {"Records": [{"messageId": "a"}, {"messageId": "b"}]}
@@ -48,10 +47,10 @@ def test_worker_command_polls_any_queue_and_stops_on_sigterm(
     credentials of its environment (the operator's here; a task role on ECS)."""
     for name, value in AWS_ENV.items():
         monkeypatch.setenv(name, value)
-    with EmbeddedAws() as aws:
+    with embedded_aws() as aws:
         stack = provision("ecs")
-        env = {**stack.env(), **AWS_ENV, **aws.env}
-        env.pop("AWS_SESSION_TOKEN")
+        variables = {**stack.env(), **AWS_ENV, **aws.client_env}  # no session token
+        env = {name: value for name, value in variables.items() if value is not None}
         worker = subprocess.Popen(
             [
                 sys.executable,

@@ -4,7 +4,7 @@ import multiprocessing
 import os
 import signal
 
-from infra.shared_flag import SharedFlag
+from infra.worker.shared_flag import SharedFlag
 
 
 def _set_from_a_signal_handler(flag: SharedFlag) -> None:

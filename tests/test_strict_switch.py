@@ -6,15 +6,16 @@ of another module may be running beside it.
 
 import boto3
 import pytest
+from aws_helpers import embedded_aws
 from botocore.exceptions import ClientError
 
 from core.aws import s3_client
-from infra.local.moto_server import BOOTSTRAP_CREDENTIALS, EmbeddedAws
+from infra.local.moto_server import BOOTSTRAP_CREDENTIALS
 
 
 @pytest.mark.parametrize("strict", [True, False])
 def test_strict_decides_whether_an_unknown_key_passes(strict: bool) -> None:
-    with EmbeddedAws(strict=strict) as aws:
+    with embedded_aws(strict=strict) as aws:
         stranger = boto3.session.Session(
             aws_access_key_id=BOOTSTRAP_CREDENTIALS.access_key_id,
             aws_secret_access_key="anything",

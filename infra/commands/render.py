@@ -98,6 +98,8 @@ def render_file(
 
 
 def print_result(result: dict[str, Any]) -> None:
+    # Deferred: every command module is imported to build the parser, and rich.table takes
+    # about 40 ms that `--json` and the other commands need not pay.
     from rich.table import Table
 
     if result["status"] != "ok":

@@ -10,8 +10,10 @@ import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
+from core.settings import fault_injection
 from infra.console import console, error_console
 
 API_TIMEOUT_S = 29  # the template's ApiFunction Timeout
@@ -61,6 +63,10 @@ def _port(text: str) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
+    # Deferred, as in every command module (all are imported to build the parser): the
+    # stack imports moto and boto3, about 2 s that `imgpipe render` must not pay.
+    from infra.commands.environment import applied_env
+    from infra.local.chaos import Chaos
     from infra.local.http_api import LocalHttpServer
     from infra.local.stack import LocalStack, StackOptions
 
@@ -76,13 +82,16 @@ def run(args: argparse.Namespace) -> int:
         "OnDemandProcessing": "true" if args.on_demand else "false",
         "BackfillSourceBuckets": ",".join(args.source_bucket),
     }
+    faults = fault_injection()  # the tests of the retry path: (token folder, object key)
+    chaos = Chaos(Path(faults[0]), faults[1]) if faults else None
     options = StackOptions(workers=args.workers, port=args.aws_port, parameters=parameters,
                            function_timeout_s=args.function_timeout,
-                           visibility_timeout_s=args.visibility_timeout)  # fmt: skip
+                           visibility_timeout_s=args.visibility_timeout, chaos=chaos)  # fmt: skip
     local = LocalStack(options)
     server.status = local.status
     out = error_console if args.json else console
-    with local, stop_signals() as stop:  # handled before "up" is announced: no lost signal
+    # The signals are handled before "up" is announced: no signal is lost.
+    with local, applied_env(local.client_env()), stop_signals() as stop:
         api = serve_api(local, server, origins[0], args.source_bucket)
         thread = threading.Thread(target=server.serve_forever, name="http", daemon=True)
         thread.start()
@@ -100,6 +109,7 @@ def run(args: argparse.Namespace) -> int:
 
 def serve_api(local: Any, server: Any, origin: str, source_buckets: list[str]) -> Any:
     """Start the API function (its own processes, its own role) behind the local gateway."""
+    # Deferred (see run): these import boto3 and Powertools, over 1 s.
     from core.aws import s3_client
     from infra.local.apigw import HttpApiGateway, cors_from_template, routes_from_template
     from infra.local.functions import LocalFunction

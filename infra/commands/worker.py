@@ -1,4 +1,4 @@
-"""`imgpipe worker --queue-url URL`: the local event source mapping against any SQS queue.
+"""`imgpipe worker --queue-url URL`: Lambda's SQS event source mapping, played against any queue.
 
 A second deployment mode (EC2, ECS): the same handler, fed by worker processes instead of
 Lambda. Settings (IMGPIPE_*) and AWS credentials come from the environment.
@@ -10,6 +10,7 @@ import signal
 import threading
 from typing import Any
 
+from core.settings import Settings, SettingsError
 from infra.console import error_console
 
 
@@ -26,10 +27,12 @@ def register(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    # Deferred: every command module is imported to build the parser, and boto3 and the
+    # poller (Powertools) take over 1 s that `imgpipe render` must not pay.
     import boto3
 
-    from core.settings import Settings, SettingsError
-    from infra.local.poller import PollerConfig, WorkerPool
+    from infra.worker.poller import PollerConfig
+    from infra.worker.pool import WorkerPool
 
     try:
         Settings.from_env().check_processing()
@@ -45,8 +48,7 @@ def run(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
         batching_window_s=args.batch_window,
         function_timeout_s=args.function_timeout,
-        env=dict(os.environ),
-    )
+    )  # the spawned workers inherit this environment: the settings and the credentials
     pool = WorkerPool(config, args.processes)
     stopping = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stopping.set())

@@ -14,8 +14,8 @@ from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
-from infra.local.lambda_event import LambdaContext
-from infra.local.poller import apply_env
+from infra.worker.environment import apply_env
+from infra.worker.lambda_event import LambdaContext
 
 
 def _start(env: Mapping[str, str | None]) -> None:

@@ -139,6 +139,8 @@ STATIC_CREDENTIALS = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION
 
 def secret_for(access_key_id: str, session_token: str | None) -> str | None:
     """The secret of a key that this process's moto server issued (user or assumed role)."""
+    # Deferred: moto takes about 2 s to import, and provisioning (which imports this module)
+    # also runs against AWS, where moto is never needed.
     from moto.iam.access_control import CreateAccessKeyFailure, create_access_key
 
     headers = {"X-Amz-Security-Token": session_token} if session_token else {}

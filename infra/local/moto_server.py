@@ -3,11 +3,11 @@ as AWS: IAM authentication on, signatures verified, and :mod:`infra.local.strict
 front for what moto does not check itself."""
 
 import logging
-import os
 import socket
 import threading
 import urllib.request
-from typing import Self
+from dataclasses import dataclass
+from typing import Any, Self
 
 import boto3
 from botocore.exceptions import ClientError
@@ -37,10 +37,28 @@ class EnforcementError(RuntimeError):
     """moto let through a request that AWS would refuse."""
 
 
-class EmbeddedAws:
-    """Start moto on 127.0.0.1 and point this process (and its children) at it.
+@dataclass(frozen=True)
+class EndpointSession:
+    """The part of a boto3 session that provisioning uses (``client``, ``region_name``), bound
+    to one endpoint and key whatever this process's environment says."""
 
-    Only ``AWS_ENDPOINT_URL``, the region and the operator's credentials change, so the code
+    endpoint_url: str
+    region_name: str
+    keys: Keys
+
+    def client(self, service: str, **kwargs: Any) -> Any:
+        session = boto3.session.Session(
+            aws_access_key_id=self.keys.access_key_id,
+            aws_secret_access_key=self.keys.secret_access_key,
+            region_name=self.region_name,
+        )
+        return session.client(service, endpoint_url=self.endpoint_url, **kwargs)  # type: ignore[call-overload]
+
+
+class EmbeddedAws:
+    """Start moto on 127.0.0.1; ``client_env`` points a process (or its children) at it.
+
+    Only ``AWS_ENDPOINT_URL``, the region and the operator's credentials differ, so the code
     under test makes the same boto3 calls it makes on AWS. ``strict=False`` leaves moto's
     IAM enforcement off; it exists to measure what enforcement costs, and nothing else.
     """
@@ -53,7 +71,6 @@ class EmbeddedAws:
         self.front: StrictFront | None = None
         self._server: BaseWSGIServer | None = None
         self._thread: threading.Thread | None = None
-        self._saved: dict[str, str | None] = {}
         self._saved_auth = (moto_settings.INITIAL_NO_AUTH_ACTION_COUNT, 0)
 
     @property
@@ -61,13 +78,21 @@ class EmbeddedAws:
         return f"http://127.0.0.1:{self.port}"
 
     @property
-    def env(self) -> dict[str, str]:
+    def client_env(self) -> dict[str, str | None]:
+        """The environment of a client acting as the operator (``None``: unset the variable)."""
         return {
             "AWS_ENDPOINT_URL": self.endpoint,
             "AWS_REGION": self.region,
             "AWS_DEFAULT_REGION": self.region,
             **self.operator.env(),
+            "AWS_PROFILE": None,  # either would override the operator's keys
+            "AWS_SESSION_TOKEN": None,
         }
+
+    @property
+    def session(self) -> EndpointSession:
+        """The operator's clients of this server, whatever the environment says."""
+        return EndpointSession(self.endpoint, self.region, self.operator)
 
     def __enter__(self) -> Self:
         logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one line per request otherwise
@@ -91,29 +116,16 @@ class EmbeddedAws:
         if self.strict:
             moto_settings.INITIAL_NO_AUTH_ACTION_COUNT = BOOTSTRAP_CALLS
             ActionAuthenticatorMixin.request_count = 0
-        self.operator = bootstrap_operator(self._client("iam", BOOTSTRAP_CREDENTIALS))
+        bootstrap = EndpointSession(self.endpoint, self.region, BOOTSTRAP_CREDENTIALS)
+        self.operator = bootstrap_operator(bootstrap.client("iam"))
         if self.strict:
-            self._check_enforced()
-        for name, value in self.env.items():
-            self._saved[name] = os.environ.get(name)
-            os.environ[name] = value
-        for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN"):  # would override the operator's keys
-            self._saved[name] = os.environ.pop(name, None)
-        boto3.DEFAULT_SESSION = None  # one made earlier caches the credentials it found then
+            self._check_enforced(bootstrap)
         return self
 
-    def _client(self, service: str, keys: Keys) -> object:
-        return boto3.session.Session(
-            aws_access_key_id=keys.access_key_id,
-            aws_secret_access_key=keys.secret_access_key,
-            region_name=self.region,
-        ).client(service, endpoint_url=self.endpoint)  # type: ignore[call-overload]
-
-    def _check_enforced(self) -> None:
+    def _check_enforced(self, bootstrap: EndpointSession) -> None:
         """Refuse to run if moto would accept a request signed with an unknown key."""
-        sts: object = self._client("sts", BOOTSTRAP_CREDENTIALS)
         try:
-            sts.get_caller_identity()  # type: ignore[attr-defined]
+            bootstrap.client("sts").get_caller_identity()
         except ClientError:
             return
         self.__exit__()
@@ -129,10 +141,3 @@ class EmbeddedAws:
         moto_settings.INITIAL_NO_AUTH_ACTION_COUNT, ActionAuthenticatorMixin.request_count = (
             self._saved_auth
         )
-        for name, value in self._saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
-        self._saved.clear()
-        boto3.DEFAULT_SESSION = None

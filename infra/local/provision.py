@@ -15,8 +15,9 @@ import boto3
 
 from core.aws import s3_client
 from infra.local.iam import ACCOUNT_ID, create_roles
-from infra.local.lambda_event import queue_arn_from_url
-from infra.template_model import Evaluator, StackSettings, load_template, stack_settings
+from infra.template.evaluation import Evaluator, StackSettings, stack_settings
+from infra.template.loading import load_template
+from infra.worker.lambda_event import queue_arn_from_url
 
 PROCESS_FUNCTION, API_FUNCTION = "ProcessFunction", "ApiFunction"
 
@@ -53,16 +54,20 @@ def provision(
     prefix: str = "imgpipe",
     settings: StackSettings | None = None,
     parameters: Mapping[str, str] | None = None,
+    session: Any = None,
 ) -> Stack:
-    """Create the buckets, queues, notification, table and roles (idempotent on moto)."""
-    where = region()
+    """Create the buckets, queues, notification, table and roles (idempotent on moto), with
+    ``session``'s clients (anything with ``client()`` and ``region_name``; by default boto3's
+    default session and the environment's region)."""
+    factory: Any = session or boto3
+    where = session.region_name if session is not None else region()
     params = {"BucketPrefix": prefix, **(parameters or {})}
     pseudo = {"AWS::Region": where, "AWS::StackName": prefix, "AWS::AccountId": ACCOUNT_ID}
     template = load_template()
     settings = settings or stack_settings(template, params)
     first = Evaluator(template, params, pseudo=pseudo).resources()
-    s3: Any = s3_client(region=where)
-    sqs: Any = boto3.client("sqs", region_name=where)
+    s3: Any = s3_client(session=session, region=where)
+    sqs: Any = factory.client("sqs", region_name=where)
     raw = str(first["RawBucket"]["Properties"]["BucketName"])
     output = str(first["ProcessedBucket"]["Properties"]["BucketName"])
     table = f"{prefix}-images"
@@ -78,11 +83,11 @@ def provision(
         tags=_tags(first["JobsQueue"]["Properties"]),
     )["QueueUrl"]
     queue_arn = queue_arn_from_url(queue_url, where)
-    _create_table(boto3.client("dynamodb", region_name=where), table)
+    _create_table(factory.client("dynamodb", region_name=where), table)
     physical = _physical(where, prefix, raw, output, table, queue_url, queue_arn, dlq_url, dlq_arn)
     resources = Evaluator(template, params, physical, pseudo).resources()
     _configure_raw_bucket(s3, raw, resources["RawBucket"]["Properties"])
-    roles = create_roles(boto3.client("iam", region_name=where), resources, prefix)
+    roles = create_roles(factory.client("iam", region_name=where), resources, prefix)
     return Stack(where, raw, output, table, queue_url, queue_arn, dlq_url, settings,
                  roles, resources)  # fmt: skip
 

@@ -9,15 +9,16 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Self
 
-import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
+from infra.local.chaos import Chaos
 from infra.local.iam import STATIC_CREDENTIALS, function_env, write_profiles
 from infra.local.moto_server import EmbeddedAws
-from infra.local.poller import PollerConfig, WorkerPool
 from infra.local.provision import PROCESS_FUNCTION, Stack, post_rule, provision
 from infra.local.strict_front import FormPostGuard
-from infra.template_model import stack_settings
+from infra.template.evaluation import stack_settings
+from infra.worker.poller import PollerConfig
+from infra.worker.pool import WorkerPool
 
 log = logging.getLogger("imgpipe.stack")
 
@@ -35,12 +36,16 @@ class StackOptions:
     visibility_timeout_s: int | None = None  # None: the template's (6x Timeout); tests shorten it
     parameters: Mapping[str, str] = field(default_factory=dict)  # the template's parameters
     depth_warning: int = DEFAULT_DEPTH_WARNING
-    threads_per_worker: int = 1
+    threads_per_worker: int = 1  # IMGPIPE_WORKERS of the workers, unless the environment has one
     strict: bool = True  # False only to measure what IAM enforcement costs (loadtest)
+    chaos: Chaos | None = None  # fault injection in the workers (tests of the retry path)
 
 
 class LocalStack:
-    """Start everything on enter; stop it all (finishing batches in flight) on exit."""
+    """Start everything on enter; stop it all (finishing batches in flight) on exit.
+
+    It leaves this process's environment alone: a command applies ``client_env()`` to act as
+    the stack's operator."""
 
     def __init__(self, options: StackOptions | None = None) -> None:
         self.options = options or StackOptions()
@@ -62,14 +67,12 @@ class LocalStack:
             settings = stack_settings(parameters=parameters)
             if self.options.visibility_timeout_s is not None:
                 settings = replace(settings, visibility_timeout=self.options.visibility_timeout_s)
-            self.stack = provision(self.options.prefix, settings, parameters)
+            self.stack = provision(self.options.prefix, settings, parameters, self.aws.session)
             assert self.aws.front is not None
             self.aws.front.guard(
                 FormPostGuard.from_rule(self.stack.raw_bucket, post_rule(self.stack.resources))
             )
             write_profiles(self.config_file, self.aws.operator, self.stack.roles)
-            for name, value in self.stack.env().items():
-                os.environ[name] = value
             timeout = self.options.function_timeout_s or settings.function_timeout
             window = self.options.batch_window_s
             config = PollerConfig(
@@ -80,6 +83,8 @@ class LocalStack:
                 batching_window_s=settings.batching_window if window is None else window,
                 function_timeout_s=timeout,
                 env=self.worker_env(),
+                env_defaults=self.worker_defaults(),
+                setup=self.options.chaos.install if self.options.chaos else None,
             )
             self.pool = WorkerPool(config, self.options.workers)
             self.pool.start()
@@ -92,27 +97,29 @@ class LocalStack:
             raise
         return self
 
+    def client_env(self) -> dict[str, str | None]:
+        """The environment of a client acting as the stack's operator: the endpoint, the
+        operator's keys and the stack's settings (``None``: unset the variable)."""
+        return {**self.aws.client_env, **self.resources.env()}
+
     def function_env(self, function: str) -> dict[str, str | None]:
         """The environment of a local process playing ``function``: the stack's settings and
-        the endpoint, and credentials only from the function's role (static keys removed)."""
-        assert self.stack is not None
-        env: dict[str, str | None] = {**self.aws.env, **self.stack.env()}
+        the endpoint, and credentials only from the function's role (static keys removed).
+        The rest (IMGPIPE_RENDITIONS, the limits...) it inherits from this process."""
+        env = self.client_env()
         env.update(dict.fromkeys(STATIC_CREDENTIALS))
         env.update(function_env(self.config_file, function))
         return env
 
     def worker_env(self) -> dict[str, str | None]:
-        env = self.function_env(PROCESS_FUNCTION)
-        env.setdefault("IMGPIPE_WORKERS", os.environ.get("IMGPIPE_WORKERS", ""))
-        if not env["IMGPIPE_WORKERS"]:
-            env["IMGPIPE_WORKERS"] = str(self.options.threads_per_worker)
-        for name in ("IMGPIPE_RENDITIONS", "IMGPIPE_MAX_BYTES", "IMGPIPE_MAX_PIXELS",
-                     "IMGPIPE_SAFETY_MARGIN_MS", "POWERTOOLS_LOG_LEVEL"):  # fmt: skip
-            if name in os.environ:
-                env[name] = os.environ[name]
-        env.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")
-        env.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
-        return env
+        return {**self.function_env(PROCESS_FUNCTION), "POWERTOOLS_METRICS_DISABLED": "true"}
+
+    def worker_defaults(self) -> dict[str, str]:
+        """What a worker sets only when it inherits no value."""
+        return {
+            "IMGPIPE_WORKERS": str(self.options.threads_per_worker),
+            "POWERTOOLS_LOG_LEVEL": "WARNING",
+        }
 
     def __exit__(self, *_: object) -> None:
         self._stop.set()
@@ -123,8 +130,13 @@ class LocalStack:
         self.aws.__exit__()
         self._credentials.cleanup()
 
+    @property
+    def monitor_thread_id(self) -> int | None:
+        """The native id of the thread that supervises the workers and watches the queue."""
+        return self._monitor.native_id if self._monitor is not None else None
+
     def _watch(self) -> None:
-        sqs = boto3.client("sqs")
+        sqs = self.aws.session.client("sqs")
         while not self._stop.wait(1.0):
             assert self.pool is not None and self.stack is not None
             self.pool.supervise()

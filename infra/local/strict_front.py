@@ -28,6 +28,9 @@ from xml.etree import ElementTree
 
 import boto3
 from botocore.exceptions import ClientError
+from moto.dynamodb.responses import DynamoHandler
+from moto.iam.access_control import IAMRequest
+from moto.sqs.responses import SQSResponse
 
 from core.aws import S3_SIGNING
 from infra.local import presigned
@@ -297,17 +300,14 @@ SQS_BATCH_ACTIONS = {
 
 def authorise_like_iam() -> None:
     """Correct the two places where moto's authorisation differs from IAM's (see above)."""
-    from moto.dynamodb.responses import DynamoHandler
-    from moto.iam.access_control import IAMRequest
-    from moto.sqs.responses import SQSResponse
 
     class SqsRequest(IAMRequest):
         def __init__(self, **kwargs: Any) -> None:
             action = kwargs.pop("action")
             super().__init__(**kwargs, action=SQS_BATCH_ACTIONS.get(action, action))
 
-    def authorise_sqs(handler: Any, resource: str = "*") -> None:
-        handler._authenticate_and_authorize_action(SqsRequest, resource)
+    def authorise_sqs(self: Any, resource: str = "*") -> None:  # a method of SQSResponse
+        self._authenticate_and_authorize_action(SqsRequest, resource)
 
     setattr(SQSResponse, "_authenticate_and_authorize_normal_action", authorise_sqs)  # noqa: B010
 
