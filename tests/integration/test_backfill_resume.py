@@ -22,7 +22,7 @@ from aws_helpers import drain_bodies, embedded_aws
 from core.events import parse_body
 from infra.local.moto_server import EmbeddedAws
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 KEYS = [f"photos/{n // 50:02d}/IMG {n:04d}+ü.jpg" for n in range(250)]
 
 

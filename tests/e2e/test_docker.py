@@ -27,7 +27,7 @@ import pytest
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 DOCKERFILE = ROOT / "docker" / "Dockerfile"
 REQUIREMENTS = ROOT / "docker" / "requirements.txt"
 DOCKERIGNORE = ROOT / ".dockerignore"
@@ -228,7 +228,7 @@ def test_dockerignore_admits_code_and_lock_only() -> None:
     for kept in ("core/__init__.py", "handlers/process.py", "docker/requirements.txt"):
         assert not _dockerignored(kept), kept
     for dropped in (
-        "tests/test_docker.py",
+        "tests/e2e/test_docker.py",
         ".venv/bin/python",
         ".git/HEAD",
         "infra/template.yaml",

@@ -15,7 +15,7 @@ from infra.cli import main
 
 pytestmark = pytest.mark.usefixtures("pillow_globals", "engine_env")
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = Path(sys.executable).with_name("imgpipe")
 REQUIRED_KEYS = {"file", "status", "reason", "source", "renditions"}
 RENDITION_KEYS = {"name", "format", "width", "height", "bytes", "path"}

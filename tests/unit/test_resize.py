@@ -16,7 +16,7 @@ from loadtest.synthetic import photo_like_bytes
 
 pytestmark = pytest.mark.usefixtures("pillow_globals")
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 RED, GREEN, BLUE = (230, 20, 20), (20, 200, 20), (20, 20, 230)
 
 

@@ -14,11 +14,10 @@ from urllib.parse import quote
 
 import boto3
 import pytest
-from aws_helpers import (  # noqa: F401  (the `stack` fixture)
+from aws_helpers import (
     context,
     drain_bodies,
     receive_event,
-    stack_fixture,
 )
 from botocore.awsrequest import AWSResponse
 

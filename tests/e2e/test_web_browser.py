@@ -34,7 +34,7 @@ from botocore.config import Config
 
 from loadtest.synthetic import photo_like
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 CHROMIUM_ARGS = [
     "--headless=new",
     "--no-sandbox",

@@ -35,7 +35,7 @@ from infra.template.rules import (
 )
 from infra.template.rules.policies import as_list
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = ROOT / "infra" / "template.yaml"
 # What `--append-rules infra.template.rules` loads.
 PROJECT_RULES = Rules.create_from_module(rules.__name__)

@@ -16,7 +16,6 @@ from aws_helpers import (
     drain_test_event,
     error_response,
     receive_event,
-    stack_fixture,  # noqa: F401  (the `stack` fixture)
 )
 from botocore.awsrequest import AWSResponse
 from PIL import Image

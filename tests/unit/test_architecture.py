@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 PACKAGES = ("core", "handlers", "infra", "loadtest")
 MAX_MODULE_LINES, MAX_FUNCTION_LINES = 500, 80
 CORE_MAY_IMPORT = {"PIL", "pillow_heif", "boto3", "botocore"}

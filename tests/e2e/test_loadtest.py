@@ -24,7 +24,7 @@ from loadtest.synthetic import photo_like_bytes
 from loadtest.targets import target_from_stack
 from loadtest.workload import parse_formats, parse_sizes
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 PERCENTILE_HEADER = "| latency (ms) | n | p50 | p90 | p99 | max | mean |"
 CHART_TITLES = (
     "Latency CDF",
