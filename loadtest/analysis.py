@@ -7,7 +7,7 @@ from collections import Counter
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
-from core.catalog import Stage
+from core.catalog import Stage, Status
 from core.events import backfill_message
 from loadtest.cost import CostEstimate, CostInputs, FunctionConfig, Prices, estimate
 from loadtest.image_rows import ImageRow
@@ -39,7 +39,7 @@ def summarise(
     prices: Prices | None = None,
 ) -> Summary:
     measured = [r for r in rows if not r.warmup]
-    processed = [r for r in measured if r.status == "PROCESSED"]
+    processed = [r for r in measured if r.status == Status.PROCESSED]
     latency = Latency(
         e2e=distribution(r.e2e_ms for r in processed),
         queue_wait=distribution(r.queue_wait_ms for r in processed),
@@ -59,9 +59,9 @@ def summarise(
         by_size=_by_size(processed),
         errors=dict(
             Counter(
-                f"FAILED:{r.reason}" if r.status == "FAILED" else r.status
+                f"FAILED:{r.reason}" if r.status == Status.FAILED else r.status
                 for r in rows
-                if r.status != "PROCESSED"
+                if r.status != Status.PROCESSED
             )
         ),
         resources=resources,
@@ -104,8 +104,8 @@ def _accounting(data: RunData, rows: Sequence[ImageRow]) -> Accounting:
     statuses = Counter(r.status for r in rows)
     return Accounting(
         sent=len(rows),
-        processed=statuses.get("PROCESSED", 0),
-        failed=statuses.get("FAILED", 0),
+        processed=statuses.get(Status.PROCESSED, 0),
+        failed=statuses.get(Status.FAILED, 0),
         dlq=statuses.get("DLQ", 0),
         unaccounted=statuses.get("UNACCOUNTED", 0),
         unaccounted_keys=list(data.unaccounted),
@@ -117,7 +117,7 @@ def _throughput(rows: Sequence[ImageRow]) -> Throughput:
     finished = [r.finished_at for r in measured if r.finished_at is not None]
     first_sent = min((r.sent_at for r in measured), default=0.0)
     span = max(finished, default=first_sent) - first_sent
-    source_mb = sum(r.source_bytes for r in measured if r.status == "PROCESSED") / 1e6
+    source_mb = sum(r.source_bytes for r in measured if r.status == Status.PROCESSED) / 1e6
     bins = throughput_series(rows)
     rolling = [
         statistics.fmean(b.images_per_s for b in bins[i : i + 5])
@@ -182,7 +182,7 @@ def _resources(data: RunData) -> Resources:
     ]
     workers, emulator = (mean_where(series, n, busy) for n in ("workers_util", "emulator_util"))
     cpu_total = max((s.worker_cpu_s for s in series if s.worker_cpu_s), default=None)
-    processed = sum(1 for item in data.items.values() if item.get("status") == "PROCESSED")
+    processed = sum(1 for item in data.items.values() if item.get("status") == Status.PROCESSED)
     return Resources(
         cores=data.cores,
         samples=len(series),
@@ -228,7 +228,7 @@ def _emulator(data: RunData, processed: Sequence[ImageRow], resources: Resources
     moto_cpu_ms = left = share = None
     if data.target.embedded:
         moto_cpu_s = _cpu_seconds(data.timeseries, "emulator_util", data.cores)
-        done = sum(1 for i in data.items.values() if i.get("status") in ("PROCESSED", "FAILED"))
+        done = sum(1 for i in data.items.values() if i.get("status") in tuple(Status))
         moto_cpu_ms = round(moto_cpu_s * 1000 / done, 1) if done else None
         left = _cpu_left(resources)
         workers = resources.workers_util_busy

@@ -5,7 +5,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any
 
-from infra.local.accounting import FINAL
+from core.catalog import Status
 from loadtest.calibration import ENGINE_STAGES
 from loadtest.cost import top_level_item_bytes
 from loadtest.run import RunData, Sent
@@ -56,7 +56,7 @@ class ImageRow:
 
     @property
     def recorded(self) -> bool:
-        return self.status in FINAL
+        return self.status in tuple(Status)
 
     def to_dict(self) -> dict[str, Any]:
         """The row as results.json holds it: a key never recorded has no item figures."""

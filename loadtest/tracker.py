@@ -5,13 +5,10 @@ schedule, and the whole DLQ once at the end for the keys still pending."""
 from typing import Any
 
 import boto3
-from boto3.dynamodb.types import TypeDeserializer
 
-from core.aws import from_dynamo
+from core.aws import DynamoCatalog
 from core.events import parse_body
-from infra.local.accounting import FINAL
-
-BATCH_GET_LIMIT = 100  # keys per BatchGetItem
+from infra.local.accounting import recorded
 
 
 class LoadTracker:
@@ -22,9 +19,9 @@ class LoadTracker:
         self.pending: dict[str, float] = {}  # key -> time it was sent
         self.items: dict[str, dict[str, Any]] = {}  # key -> its table item, once final
         self.dead: set[str] = set()
-        self._dynamodb: Any = boto3.client("dynamodb", region_name=region)
+        table_resource = boto3.resource("dynamodb", region_name=region).Table(table)
+        self._catalog = DynamoCatalog(table_resource)
         self._sqs: Any = boto3.client("sqs", region_name=region)
-        self._deserialise = TypeDeserializer().deserialize
 
     def sent(self, key: str, at: float) -> None:
         self.pending[key] = at
@@ -34,25 +31,10 @@ class LoadTracker:
         return len(self.items) + len(self.dead)
 
     def poll_table(self) -> None:
-        """Read the pending keys' items (consistent reads) and keep the final ones."""
-        keys = [f"{self.bucket}/{key}" for key in self.pending]
-        for start in range(0, len(keys), BATCH_GET_LIMIT):
-            chunk = keys[start : start + BATCH_GET_LIMIT]
-            request: dict[str, Any] = {
-                self.table: {
-                    "Keys": [{"image_id": {"S": k}} for k in chunk],
-                    "ConsistentRead": True,
-                }
-            }
-            while request:
-                response = self._dynamodb.batch_get_item(RequestItems=request)
-                for raw in response.get("Responses", {}).get(self.table, []):
-                    self._record(from_dynamo({k: self._deserialise(v) for k, v in raw.items()}))
-                request = response.get("UnprocessedKeys") or {}
-
-    def _record(self, item: dict[str, Any]) -> None:
-        if item.get("status") in FINAL and self.pending.pop(item["key"], None) is not None:
-            self.items[item["key"]] = item
+        """Read the pending keys' items (consistent reads) and keep the recorded ones."""
+        for key, item in recorded(self._catalog, self.bucket, self.pending).items():
+            del self.pending[key]
+            self.items[key] = item
 
     def peek_dlq(self) -> None:
         """Look at up to 10 DLQ messages, leaving them visible."""

@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from queue import Empty
 from typing import Any, Final
 
+from core.catalog import Status
 from core.events import iso_ms
 from infra.backfill.clients import FATAL_CODES, MISSING_CODES, Clients, error_code
 from infra.backfill.messages import MessageBuilder
@@ -235,7 +236,7 @@ class Sender:
             except Exception:  # noqa: BLE001 - retried like unprocessed keys, then sent anyway
                 response = {"UnprocessedKeys": request}
             for row in response.get("Responses", {}).get(table, []):
-                if row.get("status", {}).get("S") == "PROCESSED":
+                if row.get("status", {}).get("S") == Status.PROCESSED:
                     done[row["image_id"]["S"]] = row.get("etag", {}).get("S", "")
             request = response.get("UnprocessedKeys") or None
             if request:

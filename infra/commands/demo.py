@@ -12,6 +12,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from core.catalog import Status
 from infra.console import console, error_console, human_bytes, saving
 
 SAMPLES = Path(__file__).resolve().parent.parent / "samples"
@@ -123,7 +124,7 @@ def contact_sheet(rows: list[dict[str, Any]]) -> str:
     sections = []
     for row in rows:
         title = html.escape(row["source"])
-        if row["status"] != "PROCESSED":
+        if row["status"] != Status.PROCESSED:
             why = html.escape(str(row.get("reason") or row["status"]))
             sections.append(f"<section><h2>{title}</h2><p class=bad>{why}</p></section>")
             continue
@@ -153,8 +154,8 @@ def summarise(rows: list[dict[str, Any]], elapsed_s: float, tracker: Any) -> dic
     latencies = [float(r["latency_ms"]) for r in rows if "latency_ms" in r]
     return {
         "images": len(rows),
-        "processed": sum(r["status"] == "PROCESSED" for r in rows),
-        "failed": sum(r["status"] == "FAILED" for r in rows),
+        "processed": sum(r["status"] == Status.PROCESSED for r in rows),
+        "failed": sum(r["status"] == Status.FAILED for r in rows),
         "dlq": len(tracker.dead),
         "unaccounted": sum(r["status"] == "MISSING" for r in rows),
         "seconds": round(elapsed_s, 2),
@@ -171,7 +172,7 @@ def print_table(rows: list[dict[str, Any]], summary: dict[str, Any], out: Path) 
     for column in ("source", "format", "size", "rendition", "bytes", "saving", "latency"):
         table.add_column(column, justify="right" if column in ("bytes", "saving") else "left")
     for row in rows:
-        if row["status"] != "PROCESSED":
+        if row["status"] != Status.PROCESSED:
             why = row.get("reason") or row["status"]
             table.add_row(row["source"], f"[red]{row['status']}[/]", f"[red]{why}[/]")
             table.add_section()

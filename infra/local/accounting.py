@@ -7,17 +7,22 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import boto3
-from boto3.dynamodb.types import TypeDeserializer
 
-from core.aws import from_dynamo
+from core.aws import DynamoCatalog, images_table
 from core.events import NotAnS3Event, parse_body
 
-FINAL = ("PROCESSED", "FAILED")
+
+def recorded(catalog: DynamoCatalog, bucket: str, keys: Iterable[str]) -> dict[str, dict[str, Any]]:
+    """The table items of those of ``keys`` that have a result (consistent reads): every
+    recorded status, PROCESSED or FAILED, is final."""
+    ids = {f"{bucket}/{key}": key for key in keys}
+    return {ids[image_id]: record.to_item()
+            for image_id, record in catalog.get_many(list(ids)).items()}  # fmt: skip
 
 
 @dataclass
 class Tracker:
-    """Poll the images table (BatchGetItem, 100 keys a call) and the DLQ for pending keys."""
+    """Poll the images table (BatchGetItem through the catalog) and the DLQ for pending keys."""
 
     bucket: str
     table: str
@@ -27,9 +32,8 @@ class Tracker:
     dead: set[str] = field(default_factory=set)
 
     def __post_init__(self) -> None:
-        self._dynamodb = boto3.client("dynamodb")
+        self._catalog = DynamoCatalog(images_table(self.table))
         self._sqs = boto3.client("sqs")
-        self._deserialise = TypeDeserializer().deserialize
 
     def sent(self, key: str, at: float | None = None) -> None:
         self.pending[key] = time.time() if at is None else at
@@ -39,27 +43,10 @@ class Tracker:
         return len(self.items) + len(self.dead)
 
     def poll(self) -> None:
-        keys = list(self.pending)
-        for start in range(0, len(keys), 100):
-            self._fetch(keys[start : start + 100])
+        for key, item in recorded(self._catalog, self.bucket, self.pending).items():
+            self.items[key] = {**item, "sent_at": self.pending.pop(key)}
         if self.pending:
             self._check_dlq()
-
-    def _fetch(self, keys: list[str]) -> None:
-        request: dict[str, Any] = {
-            self.table: {
-                "Keys": [{"image_id": {"S": f"{self.bucket}/{k}"}} for k in keys],
-                "ConsistentRead": True,
-            }
-        }
-        while request:
-            response = self._dynamodb.batch_get_item(RequestItems=request)
-            for raw in response.get("Responses", {}).get(self.table, []):
-                item = from_dynamo({k: self._deserialise(v) for k, v in raw.items()})
-                if item.get("status") in FINAL and item["key"] in self.pending:
-                    item["sent_at"] = self.pending.pop(item["key"])
-                    self.items[item["key"]] = item
-            request = response.get("UnprocessedKeys") or {}
 
     def _check_dlq(self) -> None:
         """Peek at the DLQ (messages stay visible) for keys that ran out of retries."""

@@ -10,6 +10,7 @@ import matplotlib
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
+from core.catalog import Status
 from loadtest.analysis import CPU_TARGET
 from loadtest.image_rows import ImageRow
 from loadtest.sampling import Sample
@@ -55,7 +56,7 @@ def _png(figure: Figure) -> bytes:
 def _latency_chart(rows: Sequence[ImageRow], summary: Summary) -> bytes:
     figure = Figure(figsize=(10, 4.2))
     axis = figure.subplots()
-    processed = [r for r in rows if not r.warmup and r.status == "PROCESSED"]
+    processed = [r for r in rows if not r.warmup and r.status == Status.PROCESSED]
     for name in IN_RUN_SERIES:
         values = sorted(v for r in processed if (v := getattr(r, f"{name}_ms")) is not None)
         if not values:
@@ -218,15 +219,17 @@ def _stages_chart(summary: Summary) -> bytes:
 
 
 def _errors_chart(summary: Summary) -> bytes:
-    outcomes = {"PROCESSED": summary.accounting.processed} | dict(sorted(summary.errors.items()))
+    outcomes = {Status.PROCESSED.value: summary.accounting.processed} | dict(
+        sorted(summary.errors.items())
+    )
     figure = Figure(figsize=(10, 1.0 + 0.4 * len(outcomes)))
     axis = figure.subplots()
-    colours = ["#31a354" if k == "PROCESSED" else "#de2d26" for k in outcomes]
+    colours = ["#31a354" if k == Status.PROCESSED else "#de2d26" for k in outcomes]
     bars = axis.barh(list(outcomes), list(outcomes.values()), color=colours)
     axis.bar_label(bars, padding=3, fontsize=8)
     axis.invert_yaxis()
     axis.set_xlabel("images")
-    failures = sum(v for k, v in outcomes.items() if k != "PROCESSED")
+    failures = sum(v for k, v in outcomes.items() if k != Status.PROCESSED)
     axis.set_title("Outcomes: " + ("no errors" if not failures else f"{failures} not processed"))
     axis.set_xlim(0, max(outcomes.values() or [1]) * 1.12 + 1)
     return _png(figure)
