@@ -22,6 +22,7 @@ import json
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
+from http import HTTPStatus
 from typing import Any
 from urllib.parse import unquote
 from xml.etree import ElementTree
@@ -38,6 +39,7 @@ from infra.local.post_policy import FormUpload, PostPolicyError, check_upload, e
 
 WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 SecretLookup = Callable[[str, str | None], str | None]
+Header = tuple[str, str]
 
 
 @dataclass(frozen=True)
@@ -128,12 +130,7 @@ class StrictFront:
             upload = check_upload(guard.bucket, body, str(environ["CONTENT_TYPE"]), self.secret_for)
             status, headers = self._store(upload)
         except PostPolicyError as error:
-            data = error_xml(error, request_id=uuid.uuid4().hex)
-            start_response(
-                f"{error.status} {_REASONS.get(error.status, 'Error')}",
-                [("Content-Type", "application/xml"), *cors],
-            )
-            return [data]
+            return _error_answer(start_response, error, cors)
         start_response(status, [*headers, *cors])
         return [b""]
 
@@ -155,8 +152,7 @@ class StrictFront:
                                 "request method / Access-Control-Request-Method or "
                                 "Access-Control-Request-Headers are not whitelisted by the "
                                 "resource's CORS spec.", 403)  # fmt: skip
-        start_response("403 Forbidden", [("Content-Type", "application/xml")])
-        return [error_xml(error)]
+        return _error_answer(start_response, error)
 
     def _presigned(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
         method = str(environ["REQUEST_METHOD"])
@@ -170,8 +166,8 @@ class StrictFront:
             signer = presigned.verify(method, f"{self.endpoint}{raw}", headers, self.secret_for)
             status, out, body = self._read_as(signer, method, raw.partition("?")[0])
         except PostPolicyError as error:
-            status, out = f"{error.status} {_REASONS.get(error.status, 'Error')}", []
-            out, body = [("Content-Type", "application/xml")], error_xml(error)
+            answer = _error_answer(start_response, error)
+            return [b""] if method == "HEAD" else answer
         start_response(status, out)
         return [b"" if method == "HEAD" else body]
 
@@ -217,7 +213,7 @@ class StrictFront:
         headers = [("ETag", str(result.get("ETag", ""))), ("Location", location)]
         wanted = upload.fields.get("success_action_status", "")
         code = int(wanted) if wanted in ("200", "201") else 204
-        return f"{code} {_REASONS[code]}", headers
+        return _status_line(code), headers
 
     def _json_protocol(
         self, environ: dict[str, Any], start_response: Callable[..., Any]
@@ -285,8 +281,18 @@ def _put_arguments(fields: Mapping[str, str]) -> dict[str, Any]:
     return arguments
 
 
-_REASONS = {200: "OK", 201: "Created", 204: "No Content", 400: "Bad Request", 403: "Forbidden",
-            412: "Precondition Failed"}  # fmt: skip
+def _status_line(code: int) -> str:
+    return f"{code} {HTTPStatus(code).phrase}"
+
+
+def _error_answer(
+    start_response: Callable[..., Any], error: PostPolicyError, headers: Iterable[Header] = ()
+) -> list[bytes]:
+    """S3's XML error for the client, with its status line and any CORS headers."""
+    start_response(_status_line(error.status), [("Content-Type", "application/xml"), *headers])
+    return [error_xml(error, request_id=uuid.uuid4().hex)]
+
+
 _TABLE_ARN = "arn:{partition}:dynamodb:{region}:{account}:table/{table}"
 
 
