@@ -294,8 +294,8 @@ def run_e2e(keys: int, concurrency: int, processes: int) -> dict[str, Any] | Non
     """Backfill ``keys`` listed objects into a real SQS queue on an embedded moto server over
     HTTP, and check the queue depth. moto's SQS gets slower as the queue grows (its calls scan
     the queue), so the per-segment rates are reported, not hidden."""
-    # Deferred: moto's server (Flask and every moto backend) takes over a second to import,
-    # and only --e2e needs it.
+    # Deferred: moto's server (Flask and the moto backends) takes about 560 ms to import, and
+    # only --e2e needs it.
     from moto.server import ThreadedMotoServer
 
     logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one line per request otherwise

@@ -149,7 +149,7 @@ def contact_sheet(rows: list[dict[str, Any]]) -> str:
 
 
 def summarise(rows: list[dict[str, Any]], elapsed_s: float, tracker: Any) -> dict[str, Any]:
-    from infra.local.accounting import percentile  # deferred (see run): it imports boto3
+    from infra.local.accounting import percentile  # deferred (see run): boto3, about 200 ms
 
     latencies = [float(r["latency_ms"]) for r in rows if "latency_ms" in r]
     return {

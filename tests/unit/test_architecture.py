@@ -6,6 +6,7 @@ show that it fails on one.
 """
 
 import ast
+import re
 import sys
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -21,6 +22,8 @@ ENV_WRITERS = ("infra/cli.py", "infra/commands/", "infra/worker/environment.py")
 SETTINGS_MODULE = "core/settings.py"
 # Underscore names that are public API: NamedTuple's methods, and interpreter hooks.
 PUBLIC_UNDERSCORE = {"_replace", "_asdict", "_fields", "_make", "_exit", "_getframe"}
+# A deferred (function-level) import must say what it saves: a measured cost such as "90 ms".
+MEASURED_COST = re.compile(r"\b\d+(\.\d+)?\s*(ms|s)\b")
 # Private names of *other projects* that our strict local layer must reach, with the reason.
 THIRD_PARTY_HOOKS = {
     "_authenticate_and_authorize_action": "moto offers no public hook to correct which IAM "
@@ -237,6 +240,53 @@ def _is_super(node: ast.AST) -> bool:
     )
 
 
+def unexplained_deferred_imports(modules: list[Module], root: Path = ROOT) -> list[str]:
+    """Function-level imports whose block carries no comment with a measured import cost.
+
+    A block is a run of consecutive import statements; its comment is the run of comment lines
+    just above it plus any comment at the end of its own lines.
+    """
+    problems = []
+    for module in modules:
+        lines = (root / module.path).read_text(encoding="utf-8").splitlines()
+        for function in ast.walk(module.tree):
+            if isinstance(function, ast.FunctionDef | ast.AsyncFunctionDef):
+                for block in _import_blocks(function):
+                    if not MEASURED_COST.search(_block_comment(lines, block)):
+                        problems.append(f"{module.path}:{block[0].lineno}: deferred import "
+                                        "without a measured cost")  # fmt: skip
+    return problems
+
+
+def _import_blocks(function: ast.AST) -> Iterator[list[ast.stmt]]:
+    for node in ast.walk(function):
+        body = getattr(node, "body", None)
+        if node is not function and isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+            continue  # a nested function is visited on its own
+        for statements in (body, getattr(node, "orelse", None), getattr(node, "finalbody", None)):
+            run: list[ast.stmt] = []
+            for statement in statements if isinstance(statements, list) else []:
+                if isinstance(statement, ast.Import | ast.ImportFrom):
+                    run.append(statement)
+                    continue
+                if run:
+                    yield run
+                run = []
+            if run:
+                yield run
+
+
+def _block_comment(lines: list[str], block: list[ast.stmt]) -> str:
+    above = []
+    index = block[0].lineno - 2
+    while index >= 0 and lines[index].strip().startswith("#"):
+        above.append(lines[index])
+        index -= 1
+    last = block[-1].end_lineno or block[-1].lineno
+    own = [line.partition("#")[2] for line in lines[block[0].lineno - 1 : last] if "#" in line]
+    return " ".join(above + own)
+
+
 # ------------------------------------------------------------------------- the project
 
 MODULES = load(ROOT)
@@ -260,6 +310,10 @@ def test_only_settings_reads_imgpipe_and_only_commands_write_the_environment() -
 
 def test_no_reaching_into_private_names() -> None:
     assert private_violations(MODULES) == []
+
+
+def test_deferred_imports_say_what_they_save() -> None:
+    assert unexplained_deferred_imports(MODULES) == []
 
 
 # ------------------------------------------------------- each check fails on a violation
@@ -333,4 +387,20 @@ def test_the_private_check_fails_on_reaching_in(tmp_path: Path) -> None:
     assert private_violations(modules) == [
         "infra/i.py:1: imports _helper",
         "loadtest/h.py:2: reaches into ._monitor",
+    ]
+
+
+def test_the_deferred_import_check_fails_without_a_measured_cost(tmp_path: Path) -> None:
+    modules = planted(tmp_path, {
+        "infra/d.py": (
+            "def bare():\n    import json\n\n"
+            "def vague():\n    # deferred: it is slow\n    import csv\n    import zlib\n\n"
+            "def measured():\n    # deferred: boto3 costs about 300 ms\n    import gzip\n"
+            "    import bz2\n\n"
+            "def inline():\n    import lzma  # deferred: 2 s\n"
+        ),
+    })  # fmt: skip
+    assert unexplained_deferred_imports(modules, tmp_path) == [
+        "infra/d.py:2: deferred import without a measured cost",
+        "infra/d.py:6: deferred import without a measured cost",
     ]
