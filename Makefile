@@ -5,20 +5,33 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PIP := $(BIN)/python -m pip --disable-pip-version-check -q
 
-.PHONY: demo test lint typecheck unit browser docker-requirements clean
+.PHONY: demo test lint typecheck security unit browser docker-requirements base-image clean
 SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 
 $(BIN)/python:
+	@echo "==> creating $(VENV) and upgrading pip"
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install -U pip
 
 $(VENV)/.runtime: pyproject.toml | $(BIN)/python
+	@echo "==> installing imgpipe and its CLI dependencies into $(VENV) (about 30 s the first time)"
 	$(PIP) install -e '.[cli]'
 	touch $@
 
 $(VENV)/.dev: pyproject.toml | $(BIN)/python
+	@echo "==> installing imgpipe with the test and lint tools into $(VENV) (about a minute the first time)"
 	$(PIP) install -e '.[dev]'
 	touch $@ $(VENV)/.runtime
+
+# checkov lives in a venv of its own: installed next to imgpipe it would downgrade boto3 (to
+# 1.35) and packaging (to 23.2). Its version is pinned here, as pyproject.toml cannot hold it.
+CHECKOV_VERSION := 3.3.30
+CHECKOV := $(VENV)/checkov/bin/checkov
+
+$(CHECKOV):
+	@echo "==> installing checkov $(CHECKOV_VERSION) into $(VENV)/checkov (about 45 s the first time)"
+	$(PYTHON) -m venv $(VENV)/checkov
+	$(VENV)/checkov/bin/python -m pip --disable-pip-version-check -q install 'checkov==$(CHECKOV_VERSION)'
 
 demo: $(VENV)/.runtime
 	$(BIN)/imgpipe demo
@@ -30,6 +43,10 @@ lint: $(VENV)/.dev
 typecheck: $(VENV)/.dev
 	$(BIN)/mypy core handlers infra loadtest
 
+# Every suppression sits in the template's Metadata with its reason; nothing may fail.
+security: $(CHECKOV)
+	$(CHECKOV) -f infra/template.yaml --framework cloudformation --compact --quiet --skip-download
+
 # The browser test drives Debian's Chromium; install it when missing (the test says so
 # and skips only if this fails).
 browser:
@@ -40,12 +57,26 @@ browser:
 unit: $(VENV)/.dev browser
 	$(BIN)/pytest -n 2 -q
 
-test: lint typecheck unit
+test: lint typecheck security unit
 
 # Regenerate the Lambda image's locked, hashed requirements from pyproject.toml.
 docker-requirements: $(VENV)/.dev
 	$(BIN)/uv pip compile pyproject.toml --universal --python-version 3.12 --generate-hashes \
 	  --custom-compile-command "make docker-requirements" -o docker/requirements.txt
+
+# Re-pin the Lambda base image to the current digest of its multi-arch index (needs network).
+BASE_TAG := public.ecr.aws/lambda/python:3.12
+base-image:
+	@token=$$(curl -fsS 'https://public.ecr.aws/token/?scope=repository:lambda/python:pull' | \
+	  $(PYTHON) -c 'import json, sys; print(json.load(sys.stdin)["token"])') && \
+	digest=$$(curl -fsSI -H "Authorization: Bearer $$token" \
+	  -H 'Accept: application/vnd.oci.image.index.v1+json' \
+	  -H 'Accept: application/vnd.docker.distribution.manifest.list.v2+json' \
+	  https://public.ecr.aws/v2/lambda/python/manifests/3.12 | tr -d '\r' | \
+	  awk 'tolower($$1) == "docker-content-digest:" { print $$2 }') && \
+	case "$$digest" in sha256:*) ;; *) echo "no digest for $(BASE_TAG)" >&2; exit 1;; esac && \
+	sed -i "s|^ARG BASE_IMAGE=.*|ARG BASE_IMAGE=$(BASE_TAG)@$$digest|" docker/Dockerfile && \
+	echo "docker/Dockerfile now pins $(BASE_TAG)@$$digest"
 
 clean:
 	rm -rf $(VENV) imgpipe-out .pytest_cache .mypy_cache .ruff_cache

@@ -7,6 +7,26 @@ from dataclasses import dataclass
 from core.imaging.decode import Limits
 from core.imaging.specs import RenditionSpec, parse_renditions
 
+# What one record may add to the process's peak RSS, per decoded pixel, at worst. Measured at
+# the default limits (50 MP) on the worst accepted inputs (README, "Memory"): 16-bit grey PNG
+# 520 MB (10.9 B/px), RGBA PNG with an ICC profile 412 MB, 48 MP HEIC 329 MB, JPEG 19 MB.
+# Rounded up to 12 B/px for headroom.
+WORST_BYTES_PER_PIXEL = 12
+# The process before any record: 66 MB measured after init, rounded up for Lambda's runtime
+# client and the connection pools.
+BASE_MEMORY_MB = 128
+
+
+def default_workers(memory_mb: int | None, max_pixels: int, cpus: int | None = None) -> int:
+    """As many records at once as fit in memory at their worst, and no more than the CPUs:
+    ``min(vCPUs, (memory - base) // per-record budget)``, at least 1. Lambda reports 2 CPUs
+    from 128 MB up, so on Lambda the memory decides (AWS_LAMBDA_FUNCTION_MEMORY_SIZE)."""
+    cpus = cpus or os.cpu_count() or 1
+    if memory_mb is None:
+        return cpus
+    budget_mb = max_pixels * WORST_BYTES_PER_PIXEL / 2**20
+    return max(1, min(cpus, int((memory_mb - BASE_MEMORY_MB) // budget_mb)))
+
 
 class SettingsError(ValueError):
     """A missing or invalid setting; the message names the variable."""
@@ -39,6 +59,9 @@ class Settings:
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
         env = os.environ if env is None else env
+        max_pixels = _positive_int(env, "IMGPIPE_MAX_PIXELS", 50_000_000)
+        memory = env.get("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "").strip()
+        workers = default_workers(int(memory) if memory.isdigit() else None, max_pixels)
         return cls(
             raw_bucket=env.get("IMGPIPE_RAW_BUCKET", ""),
             output_bucket=env.get("IMGPIPE_OUTPUT_BUCKET", ""),
@@ -46,8 +69,8 @@ class Settings:
             queue_url=env.get("IMGPIPE_QUEUE_URL", ""),
             renditions=parse_renditions(env.get("IMGPIPE_RENDITIONS")),
             max_bytes=_positive_int(env, "IMGPIPE_MAX_BYTES", 50 * 1024 * 1024),
-            max_pixels=_positive_int(env, "IMGPIPE_MAX_PIXELS", 50_000_000),
-            workers=_positive_int(env, "IMGPIPE_WORKERS", os.cpu_count() or 1),
+            max_pixels=max_pixels,
+            workers=_positive_int(env, "IMGPIPE_WORKERS", workers),
             cdn_domain=env.get("IMGPIPE_CDN_DOMAIN", ""),
             safety_margin_ms=_positive_int(env, "IMGPIPE_SAFETY_MARGIN_MS", 10_000),
         )

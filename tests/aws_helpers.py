@@ -100,6 +100,18 @@ def delete_succeeded(stack: Stack, event: dict[str, Any], response: dict[str, An
             sqs.delete_message(QueueUrl=stack.queue_url, ReceiptHandle=record["receiptHandle"])
 
 
+def role_env(role_arn: str) -> dict[str, str]:
+    """Credentials of a session of ``role_arn`` (a function's role), from the operator."""
+    credentials = boto3.client("sts").assume_role(RoleArn=role_arn, RoleSessionName="test")[
+        "Credentials"
+    ]
+    return {
+        "AWS_ACCESS_KEY_ID": credentials["AccessKeyId"],
+        "AWS_SECRET_ACCESS_KEY": credentials["SecretAccessKey"],
+        "AWS_SESSION_TOKEN": credentials["SessionToken"],
+    }
+
+
 def context(timeout_s: float = 60) -> LambdaContext:
     return LambdaContext(timeout_s)
 

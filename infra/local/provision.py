@@ -1,7 +1,7 @@
 """Create, on any AWS endpoint (moto locally), what ``infra/template.yaml`` describes.
 
 Names, numbers, tags, CORS rules, notifications and the functions' IAM roles all come from the
-template through ``infra.template_model``, resolved for the given parameters, so the two cannot
+template through ``infra.template``, resolved for the given parameters, so the two cannot
 drift apart silently. Bucket names are the template's own (``{BucketPrefix}-raw-{account}-
 {region}``): the template builds ARNs from them with ``!Sub``.
 """

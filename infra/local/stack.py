@@ -82,7 +82,11 @@ class LocalStack:
                 batch_size=settings.batch_size,
                 batching_window_s=settings.batching_window if window is None else window,
                 function_timeout_s=timeout,
-                env=self.worker_env(),
+                # Lambda tells the function its memory; the worker default follows it.
+                env={
+                    **self.worker_env(),
+                    "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(settings.memory_size),
+                },
                 env_defaults=self.worker_defaults(),
                 setup=self.options.chaos.install if self.options.chaos else None,
             )

@@ -137,6 +137,9 @@ class Evaluator:
                 return all(self.resolve(x) for x in arg)
             if key == "Fn::Or":
                 return any(self.resolve(x) for x in arg)
+            if key == "Fn::Contains":  # a rule function: [list of strings, string]
+                items, value = (self.resolve(x) for x in arg)
+                return str(value) in {str(item) for item in items}
             if key == "Fn::Join":
                 sep, items = arg
                 return sep.join(str(i) for i in self.resolve(items))
@@ -154,6 +157,19 @@ class Evaluator:
             if resolved is not NO_VALUE:
                 out[key] = resolved
         return out
+
+    def refusals(self) -> list[str]:
+        """What the template's ``Rules`` say about these parameters: the description of every
+        assertion that fails where its rule applies. CloudFormation refuses such a stack."""
+        refused = []
+        for name, rule in (self.template.get("Rules") or {}).items():
+            if "RuleCondition" in rule and not self.resolve(rule["RuleCondition"]):
+                continue
+            for assertion in rule.get("Assertions") or []:
+                if not self.resolve(assertion["Assert"]):
+                    description = assertion.get("AssertDescription", "assertion failed")
+                    refused.append(f"{name}: {' '.join(str(description).split())}")
+        return refused
 
     def resources(self) -> dict[str, dict[str, Any]]:
         """The resources present under these parameters, resolved, SAM Globals merged."""
@@ -231,6 +247,9 @@ def stack_settings(
     (template defaults when omitted)."""
     tpl = template if template is not None else load_template()
     ev = Evaluator(tpl, parameters)
+    refused = ev.refusals()
+    if refused:
+        raise ValueError(f"the template's Rules refuse these parameters: {'; '.join(refused)}")
     res = ev.resources()
     fn = res[PROCESS_FUNCTION]["Properties"]
     (event,) = [e["Properties"] for e in fn["Events"].values() if e["Type"] == "SQS"]
@@ -275,7 +294,12 @@ OPTIONAL_PARAMETER_SAMPLES: dict[str, str] = {
     "ProcessedExpireDays": "365",
     "RawExpireDays": "0",
     "BackfillSourceBuckets": "legacy-photos,archive.example.com",
+    "MaximumBatchingWindowInSeconds": "300",
 }
+# Sets that must be checked together (one alone would be refused, or would not show the case).
+PARAMETER_COMBINATIONS: tuple[dict[str, str], ...] = (
+    {"BatchSize": "10000", "MaximumBatchingWindowInSeconds": "1", "Timeout": "30"},
+)
 
 
 def parameter_variants(template: Template) -> Iterator[dict[str, str]]:
@@ -288,3 +312,4 @@ def parameter_variants(template: Template) -> Iterator[dict[str, str]]:
         if name in OPTIONAL_PARAMETER_SAMPLES:
             yield {name: OPTIONAL_PARAMETER_SAMPLES[name]}
     yield {k: v for k, v in OPTIONAL_PARAMETER_SAMPLES.items() if k != "AlarmEmail"}
+    yield from PARAMETER_COMBINATIONS

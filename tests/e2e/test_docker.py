@@ -31,7 +31,8 @@ ROOT = Path(__file__).resolve().parents[2]
 DOCKERFILE = ROOT / "docker" / "Dockerfile"
 REQUIREMENTS = ROOT / "docker" / "requirements.txt"
 DOCKERIGNORE = ROOT / ".dockerignore"
-BASE_IMAGE = "public.ecr.aws/lambda/python:3.12"
+BASE_TAG = "public.ecr.aws/lambda/python:3.12"
+PINNED = re.compile(rf"^{re.escape(BASE_TAG)}@sha256:[0-9a-f]{{64}}$")
 SIZE_BUDGET_MB = 150
 # Context paths the image may take: the code it runs and the lock, nothing else.
 ALLOWED_CONTEXT_SOURCES = {"core", "handlers", "docker/requirements.txt"}
@@ -72,7 +73,8 @@ def _copy_args(value: str) -> tuple[dict[str, str], list[str], str]:
 
 def test_bases_are_the_lambda_python_image(dockerfile: Any) -> None:
     assert dockerfile.parent_images
-    assert set(dockerfile.parent_images) == {BASE_IMAGE}
+    (base,) = set(dockerfile.parent_images)
+    assert PINNED.match(base), f"{base} is not {BASE_TAG} pinned by digest"
     assert len(_stages(dockerfile)) >= 2, "multi-stage build expected"
 
 

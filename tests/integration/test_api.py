@@ -10,7 +10,7 @@ from urllib.parse import quote
 import boto3
 import pytest
 import requests
-from aws_helpers import context, embedded_aws, error_response, receive_event
+from aws_helpers import context, embedded_aws, error_response, receive_event, role_env
 from botocore.awsrequest import AWSResponse
 
 import handlers.api
@@ -37,17 +37,6 @@ def strict_stack() -> Iterator[tuple[EmbeddedAws, Stack]]:
         assert aws.front is not None
         aws.front.guard(FormPostGuard(stack.raw_bucket))
         yield aws, stack
-
-
-def role_env(role_arn: str) -> dict[str, str]:
-    credentials = boto3.client("sts").assume_role(RoleArn=role_arn, RoleSessionName="test")[
-        "Credentials"
-    ]
-    return {
-        "AWS_ACCESS_KEY_ID": credentials["AccessKeyId"],
-        "AWS_SECRET_ACCESS_KEY": credentials["SecretAccessKey"],
-        "AWS_SESSION_TOKEN": credentials["SessionToken"],
-    }
 
 
 def build_as(

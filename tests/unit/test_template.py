@@ -117,7 +117,7 @@ def test_invariants_hold(template: dict[str, Any]) -> None:
 def test_loader_handles_short_form_intrinsics(template: dict[str, Any]) -> None:
     assert template["AWSTemplateFormatVersion"] == "2010-09-09"
     queue = _res(template, "JobsQueue")
-    assert queue["VisibilityTimeout"] == {
+    assert queue["VisibilityTimeout"]["Fn::If"][2] == {
         "Fn::FindInMap": ["TimeoutSettings", {"Ref": "Timeout"}, "VisibilityTimeout"]
     }
     assert queue["RedrivePolicy"]["deadLetterTargetArn"] == {
@@ -299,6 +299,10 @@ def _bad_mapping(t: dict[str, Any]) -> None:
     t["Mappings"]["TimeoutSettings"]["900"]["VisibilityTimeout"] = 900
 
 
+def _window_not_covered(t: dict[str, Any]) -> None:
+    t["Mappings"]["TimeoutSettings"]["30"]["WithWindow"] = 180
+
+
 def _no_report_batch_item_failures(t: dict[str, Any]) -> None:
     del _res(t, "ProcessFunction")["Events"]["Jobs"]["Properties"]["FunctionResponseTypes"]
 
@@ -404,6 +408,7 @@ def _queue_policy_no_source_account(t: dict[str, Any]) -> None:
 MUTATIONS: list[tuple[type[CloudFormationLintRule], Mutation]] = [
     (QueueVisibilityTimeout, _short_visibility),
     (QueueVisibilityTimeout, _bad_mapping),
+    (QueueVisibilityTimeout, _window_not_covered),
     (ReportBatchItemFailures, _no_report_batch_item_failures),
     (DeadLetterQueue, _max_receive_10),
     (DeadLetterQueue, _no_redrive),

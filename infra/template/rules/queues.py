@@ -25,10 +25,11 @@ def _sqs_event_sources(res: Resources) -> Iterator[tuple[str, dict[str, Any], di
 
 class QueueVisibilityTimeout(ResolvedTemplateRule):
     id = "E9001"
-    shortdesc = "Visibility timeout is at least 6 x the function timeout"
+    shortdesc = "Visibility timeout is at least 6 x the function timeout plus the window"
     description = (
         "Every SQS event source's queue keeps a message invisible for at least six times the "
-        "function timeout (AWS's advice), so a slow batch is not delivered twice."
+        "function timeout plus the batching window (AWS's advice), so a slow batch is not "
+        "delivered twice."
     )
 
     def findings(self, resources: Resources) -> Iterator[Finding]:
@@ -37,9 +38,13 @@ class QueueVisibilityTimeout(ResolvedTemplateRule):
             found = True
             queue = resources.get(logical_id(event.get("Queue")), {}).get("Properties", {})
             timeout = int(fn.get("Timeout", 3))
+            window = int(event.get("MaximumBatchingWindowInSeconds", 0))
             visibility = int(queue.get("VisibilityTimeout", 30))
-            if visibility < 6 * timeout:
-                message = f"visibility timeout {visibility} < 6 x function timeout {timeout}"
+            if visibility < 6 * timeout + window:
+                message = (
+                    f"visibility timeout {visibility} < 6 x function timeout {timeout} "
+                    f"+ batching window {window}"
+                )
                 yield Finding(fn_name, f"{fn_name}: {message}")
         if not found:
             yield Finding(None, "no SQS event source found")

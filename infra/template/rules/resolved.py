@@ -36,10 +36,11 @@ def resolved_variants(cfn: LintedTemplate) -> list[Variant]:
     """(parameters, resolved resources) for every parameter variant of ``cfn``."""
     if cfn not in _VARIANTS:
         template = builtin_data(cfn.template)  # resolving cfn-lint's own nodes is ~4x slower
-        _VARIANTS[cfn] = [
-            (params, Evaluator(template, params).resources())
-            for params in parameter_variants(template)
+        evaluators = [
+            (params, Evaluator(template, params)) for params in parameter_variants(template)
         ]
+        # A set that the Rules refuse never becomes a stack, so its resources are not checked.
+        _VARIANTS[cfn] = [(p, ev.resources()) for p, ev in evaluators if not ev.refusals()]
     return _VARIANTS[cfn]
 
 
