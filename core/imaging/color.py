@@ -3,7 +3,7 @@
 import io
 from functools import lru_cache
 
-from PIL import Image, ImageCms
+from PIL import Image, ImageCms, ImageMath
 
 _SIXTEEN_BIT_MODES = frozenset({"I;16", "I;16B", "I;16L", "I;16N", "I"})
 _ICC_MODES = frozenset({"RGB", "RGBA", "CMYK"})
@@ -19,6 +19,10 @@ def to_srgb8(image: Image.Image) -> Image.Image:
         transform = _transform_for(icc, image.mode)
         if transform is not None:
             image = ImageCms.applyTransform(image, transform) or image
+    elif icc and image.mode in ("L", "LA"):
+        if "transparency" in image.info:  # a tRNS grey key: keep it as alpha
+            image = image.convert("LA")
+        image = _grey_to_srgb(image, icc)
     if image.mode == "P":
         image = image.convert("RGBA" if "transparency" in image.info else "RGB")
     if image.mode not in ("RGB", "RGBA"):
@@ -31,11 +35,37 @@ def to_srgb8(image: Image.Image) -> Image.Image:
 
 
 def _to_eight_bit(image: Image.Image) -> Image.Image:
-    """Scale 16-bit greyscale to 8 bits; Pillow's own ``convert('L')`` clips it to white."""
+    """Scale 16-bit greyscale to 8 bits; Pillow's own ``convert('L')`` clips it to white.
+
+    A ``tRNS`` key becomes an alpha channel here, from the 16-bit samples: after scaling, 256
+    different values share each 8-bit one, so the key could no longer pick out its pixels.
+    """
     if image.mode not in _SIXTEEN_BIT_MODES:
         return image
     wide = image if image.mode == "I" else image.convert("I")
-    return wide.point(lambda v: v * (255 / 65535) + 0.5).convert("L")
+    grey = wide.point(lambda v: v * (255 / 65535) + 0.5).convert("L")
+    key = image.info.get("transparency")
+    if not isinstance(key, int):
+        grey.info.pop("transparency", None)
+        return grey
+    alpha = ImageMath.lambda_eval(lambda a: (a["wide"] != key) * 255, wide=wide)
+    assert isinstance(alpha, Image.Image)
+    return Image.merge("LA", (grey, alpha.convert("L")))
+
+
+def _grey_to_srgb(image: Image.Image, icc: bytes) -> Image.Image:
+    """Apply a greyscale profile (a gamma-1.0 grey, say, is far from sRGB's curve); the result
+    is RGB, or RGBA with the alpha kept. Without a usable profile the image is unchanged."""
+    transform = _transform_for(icc, "L")
+    if transform is None:
+        return image
+    grey = image.getchannel("L") if image.mode == "LA" else image
+    rgb = ImageCms.applyTransform(grey, transform)
+    if rgb is None:
+        return image
+    if image.mode == "LA":
+        rgb.putalpha(image.getchannel("A"))
+    return rgb
 
 
 @lru_cache(maxsize=32)

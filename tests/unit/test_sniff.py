@@ -1,10 +1,13 @@
 """Format sniffing from magic bytes: names and Content-Types are never trusted."""
 
+import struct
+
 import pytest
 from imaging_fixtures import ftyp, quadrants, to_bytes
 from PIL import Image
 
-from core.imaging import Limits, decode
+from core.imaging import ImageRejected, Limits, decode
+from core.imaging.isobmff import boxes
 from core.imaging.sniff import AVIF, GIF, HEIF, JPEG, PNG, WEBP, sniff_format
 
 pytestmark = pytest.mark.usefixtures("pillow_globals")
@@ -94,3 +97,81 @@ def test_decoded_as_the_sniffed_format(fmt: str) -> None:
     decoded = decode(data, Limits())
     assert decoded.format == fmt.lower()
     assert (decoded.width, decoded.height) == (16, 16)
+
+
+# --- HEIF "mini" (brand mif3, ISO/IEC 23008-12:2024 Annex O) ---------------------------------
+
+
+def _mif3_ftyp(brand: bytes) -> bytes:
+    """A mif3 ``ftyp`` has no compatible brands: its minor_version field holds the brand."""
+    return struct.pack(">I", 16) + b"ftyp" + b"mif3" + brand
+
+
+@pytest.mark.parametrize(
+    ("brand", "expected"), [(b"heic", HEIF), (b"avif", AVIF), (b"\x00\x00\x00\x00", HEIF)]
+)
+def test_mif3_brand(brand: bytes, expected: str) -> None:
+    assert sniff_format(_mif3_ftyp(brand) + bytes(32)) == expected
+
+
+def _child(data: bytes, start: int, end: int, kind: bytes) -> tuple[int, int]:
+    return next((s, e) for k, s, e in boxes(data, start, end) if k == kind)
+
+
+def _bits(fields: list[tuple[int, int]]) -> bytes:
+    text = "".join(format(value, f"0{width}b") for value, width in fields)
+    text += "0" * (-len(text) % 8)
+    return int(text, 2).to_bytes(len(text) // 8, "big")
+
+
+def mini_file(image: Image.Image, fmt: str) -> bytes:
+    """Re-wrap an encoder's one-item HEIC or AVIF as a mif3 file: its codec configuration
+    (``hvcC``/``av1C``) and coded data go into a ``mini`` box, laid out as libheif reads it."""
+    full = to_bytes(image, fmt, quality=90)
+    meta = _child(full, 0, len(full), b"meta")
+    ipco = _child(full, *_child(full, meta[0] + 4, meta[1], b"iprp"), b"ipco")
+    config = full[slice(*_child(full, *ipco, b"hvcC" if fmt == "HEIF" else b"av1C"))]
+    item = full[slice(*_child(full, 0, len(full), b"mdat"))]
+    width, height = image.size
+    header = _bits(
+        [
+            (0, 2),  # version
+            *[(0, 1)] * 2,  # explicit_codec_types, float
+            (1, 1),  # full_range
+            *[(0, 1)] * 6,  # alpha, explicit_cicp, hdr, icc, exif, xmp
+            (1, 2),  # chroma_subsampling 4:2:0
+            (0, 3),  # orientation 1
+            (0, 1),  # small dimensions: 7 bits each
+            (width - 1, 7),
+            (height - 1, 7),
+            (0, 1),  # chroma horizontally centred
+            (0, 1),  # chroma vertically centred
+            (0, 1),  # high bit depth
+            (1, 1),  # large codec config: 12-bit size
+            (0, 1),  # small item data: 15-bit size
+            (len(config), 12),
+            (len(item) - 1, 15),
+        ]
+    )
+    body = header + config + item
+    brand = b"heic" if fmt == "HEIF" else b"avif"
+    return _mif3_ftyp(brand) + struct.pack(">I", 8 + len(body)) + b"mini" + body
+
+
+def test_mif3_heic_decodes() -> None:
+    """pillow-heif's own sniff refuses mif3; libheif decodes it, so the engine does too."""
+    decoded = decode(mini_file(Image.new("RGB", (64, 64), (200, 40, 40)), "HEIF"), Limits())
+    assert (decoded.format, decoded.width, decoded.height) == ("heif", 64, 64)
+    image = decoded.image
+    assert image is not None
+    pixel = image.getpixel((32, 32))
+    assert isinstance(pixel, tuple)
+    assert all(abs(a - b) <= 8 for a, b in zip(pixel, (200, 40, 40), strict=True))
+
+
+def test_mif3_avif_is_unsupported_with_a_reason() -> None:
+    """Our libavif build has no mini support (AVIF_ENABLE_EXPERIMENTAL_MINI)."""
+    with pytest.raises(ImageRejected) as info:
+        decode(mini_file(Image.new("RGB", (64, 64), (200, 40, 40)), "AVIF"), Limits())
+    assert info.value.reason == "unsupported_format"
+    assert "mif3" in info.value.detail
