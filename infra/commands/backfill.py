@@ -20,8 +20,6 @@ from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
-from rich.markup import escape
-
 from core.settings import Settings, SettingsError
 from infra.backfill.filters import Filters
 from infra.backfill.options import (
@@ -35,7 +33,8 @@ from infra.backfill.options import (
     parse_time,
 )
 from infra.backfill.summary import Snapshot, Summary
-from infra.console import error_console
+from infra.commands.aws_errors import describe
+from infra.console import error, error_console, styled, warning
 
 if TYPE_CHECKING:
     from infra.backfill.run import Backfill
@@ -285,16 +284,22 @@ def prepare(args: argparse.Namespace, clients: Any = None) -> "Backfill":
     clients = clients or make_clients(options)
     source = build_source(options, clients, from_file=args.from_file, inventory=args.inventory)
     check_options(options, source)
-    for warning in preflight(options, clients):
-        error_console.print(f"[yellow]warning:[/] {escape(warning)}", soft_wrap=True)
+    for problem in preflight(options, clients):
+        warning(problem)
     return Backfill(options, source, clients, factory)
 
 
 def run(args: argparse.Namespace, clients: Any = None) -> int:
+    # deferred: botocore.exceptions costs about 28 ms (see prepare)
+    from botocore.exceptions import NoCredentialsError, NoRegionError
+
     try:
         backfill = prepare(args, clients)
     except BackfillError as exc:
-        error_console.print(f"[red]error:[/] {escape(str(exc))}", soft_wrap=True)
+        error(exc)
+        return 2
+    except (NoRegionError, NoCredentialsError) as exc:  # raised as the clients are made
+        error(describe(exc))
         return 2
     received: list[int] = []
     restore = _install_signals(backfill, received)
@@ -321,12 +326,12 @@ def _install_signals(backfill: "Backfill", received: list[int]) -> Any:
     def handle(signum: int, _frame: FrameType | None) -> None:
         received.append(signum)
         if backfill.stopping:
-            error_console.print("[yellow]stopping now[/]")
+            error_console.print(styled("stopping now", "yellow"))
             backfill.abort()
             return
         error_console.print(
-            "[yellow]stopping:[/] finishing in-flight requests and saving the state "
-            "(again to quit at once)"
+            styled("stopping:", "yellow"),
+            "finishing in-flight requests and saving the state (again to quit at once)",
         )
         backfill.stop()
 
@@ -413,12 +418,13 @@ def _print_summary(summary: Summary) -> None:
     table.add_row("rate", f"{summary.rate_per_s:,.0f} msg/s")
     error_console.print(table)
     if summary.sample:
-        error_console.print("[bold]sample[/]")
+        error_console.print(styled("sample", "bold"))
         for entry in summary.sample:
-            error_console.print(f"  {entry['key']}  {entry['size']}  {entry['last_modified']}")
+            line = f"  {entry['key']}  {entry['size']}  {entry['last_modified']}"
+            error_console.print(line, soft_wrap=True)
     if summary.failures_file:
-        error_console.print(f"[red]failed keys:[/] {summary.failures_file}")
+        error_console.print(styled("failed keys:", "red"), summary.failures_file, soft_wrap=True)
     if summary.error:
-        error_console.print(f"[red]error:[/] {summary.error}")
+        error(summary.error)
     if summary.interrupted and summary.state_file:
         error_console.print(f"state saved to {summary.state_file}; rerun to continue")

@@ -6,7 +6,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from infra.console import console, error_console
+from infra.console import console, error, error_console
 
 
 def register(subparsers: Any) -> None:
@@ -28,7 +28,7 @@ def run(args: argparse.Namespace) -> int:
 
     files = corpus_files(args.corpus) if args.corpus.is_dir() else []
     if not files:
-        error_console.print(f"[red]error:[/] no images found in {args.corpus}")
+        error(f"no images found in {args.corpus}")
         return 2
     strategies = available_strategies()
     samples = []

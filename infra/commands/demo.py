@@ -12,8 +12,11 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from rich.text import Text
+
 from core.catalog import Status
-from infra.console import console, error_console, human_bytes, saving
+from infra.commands.folders import make_folder
+from infra.console import console, error, error_console, human_bytes, saving, styled
 
 SAMPLES = Path(__file__).resolve().parent.parent / "samples"
 
@@ -22,18 +25,24 @@ def register(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "demo", help="run the pipeline end to end on the embedded stack", description=__doc__
     )
-    parser.add_argument("--images", type=Path, default=SAMPLES, help="folder of images to upload")
-    parser.add_argument("--out", type=Path, default=Path("imgpipe-out"), help="output folder")
-    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="worker processes")
-    parser.add_argument("--timeout", type=float, default=300, help="seconds to wait for results")
+    parser.add_argument("--images", type=Path, default=None, metavar="DIR",
+                        help="folder of images to upload (default: the bundled samples)")  # fmt: skip
+    parser.add_argument("--out", type=Path, default=Path("imgpipe-out"), metavar="DIR",
+                        help="folder for the renditions and index.html (default: %(default)s)")  # fmt: skip
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1, metavar="N",
+                        help="worker processes (default: the CPU count, %(default)s)")  # fmt: skip
+    parser.add_argument("--timeout", type=float, default=300, metavar="S",
+                        help="seconds to wait for results (default: %(default)s)")  # fmt: skip
     parser.add_argument("--json", action="store_true", help="print machine-readable JSON")
     parser.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    files = sorted(p for p in args.images.iterdir() if p.is_file()) if args.images.is_dir() else []
-    if not files:
-        error_console.print(f"[red]error:[/] no files in {args.images}")
+    images = args.images or SAMPLES
+    files = sorted(p for p in images.iterdir() if p.is_file()) if images.is_dir() else []
+    problem = make_folder(args.out) if files else f"no files in {images}"
+    if problem:  # found before the stack starts, not after the images are processed
+        error(problem)
         return 2
     # Deferred, as in every command module (all are imported to build the parser): the
     # stack imports moto and boto3, about 2 s that `imgpipe render` must not pay.
@@ -160,40 +169,50 @@ def summarise(rows: list[dict[str, Any]], elapsed_s: float, tracker: Any) -> dic
         "unaccounted": sum(r["status"] == "MISSING" for r in rows),
         "seconds": round(elapsed_s, 2),
         "images_per_s": round(len(rows) / elapsed_s, 2) if elapsed_s else None,
-        "p50_latency_ms": percentile(latencies, 0.5),
-        "p95_latency_ms": percentile(latencies, 0.95),
+        "p50_latency_ms": percentile(latencies, 0.5) if latencies else None,  # never NaN in JSON
+        "p95_latency_ms": percentile(latencies, 0.95) if latencies else None,
     }
 
 
 def print_table(rows: list[dict[str, Any]], summary: dict[str, Any], out: Path) -> None:
+    """One row for each source and each rendition, narrow enough for 80 columns: nothing is
+    cut short, a long file name folds onto the next line."""
     from rich.table import Table  # deferred (see run): about 40 ms, not needed with --json
 
     table = Table(title="imgpipe demo")
-    for column in ("source", "format", "size", "rendition", "bytes", "saving", "latency"):
-        table.add_column(column, justify="right" if column in ("bytes", "saving") else "left")
+    table.add_column("source", overflow="fold", ratio=1)
+    for column in ("rendition", "size", "bytes", "saving", "latency"):
+        table.add_column(column, justify="left" if column in ("rendition", "size") else "right",
+                         no_wrap=True)  # fmt: skip
     for row in rows:
         if row["status"] != Status.PROCESSED:
-            why = row.get("reason") or row["status"]
-            table.add_row(row["source"], f"[red]{row['status']}[/]", f"[red]{why}[/]")
-            table.add_section()
+            name = Text(row["source"])
+            name.append(f"\n{row.get('reason') or ''}".rstrip(), style="red")
+            table.add_row(name, styled(row["status"], "red"), end_section=True)
             continue
-        for index, r in enumerate(row["renditions"]):
-            first = index == 0
-            table.add_row(
-                row["source"] if first else "",
-                row["format"] if first else "",
-                f"{row['width']}x{row['height']} {human_bytes(row['bytes'])}" if first else "",
-                f"{r['name']} {r['width']}x{r['height']}",
-                human_bytes(r["bytes"]),
-                saving(r["bytes"], row["bytes"]),
-                f"{row['latency_ms']} ms" if first else "",
-            )
+        size = f"{row['width']}x{row['height']}"
+        table.add_row(row["source"], row["format"], size, human_bytes(row["bytes"]), "",
+                      f"{row['latency_ms']} ms")  # fmt: skip
+        for r in row["renditions"]:
+            table.add_row("", r["name"], f"{r['width']}x{r['height']}", human_bytes(r["bytes"]),
+                          saving(r["bytes"], row["bytes"]))  # fmt: skip
         table.add_section()
     console.print(table)
-    console.print(
-        f"{summary['images']} images in {summary['seconds']} s ({summary['images_per_s']} images/s)"
-        f": {summary['processed']} processed, {summary['failed']} failed, {summary['dlq']} in DLQ,"
-        f" {summary['unaccounted']} unaccounted; latency p50 {summary['p50_latency_ms']:.0f} ms,"
-        f" p95 {summary['p95_latency_ms']:.0f} ms"
-    )
-    console.print(f"renditions and contact sheet: {out / 'index.html'}")
+    for line in summary_lines(summary):
+        console.print(line, soft_wrap=True)
+    console.print(f"renditions and contact sheet: {out / 'index.html'}", soft_wrap=True)
+
+
+def summary_lines(summary: dict[str, Any]) -> list[str]:
+    """Short lines, so that a narrow terminal never breaks one between a number and its unit."""
+    s = summary
+    return [
+        f"{s['images']} images in {s['seconds']} s ({s['images_per_s']} images/s)",
+        f"{s['processed']} processed, {s['failed']} failed, {s['dlq']} in DLQ, "
+        + f"{s['unaccounted']} unaccounted",
+        f"latency p50 {_ms(s['p50_latency_ms'])}, p95 {_ms(s['p95_latency_ms'])}",
+    ]
+
+
+def _ms(value: float | None) -> str:
+    return "-" if value is None else f"{value:.0f} ms"

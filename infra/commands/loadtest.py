@@ -21,7 +21,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from infra.console import console, error_console
+from infra.console import console, error, error_console, styled, warning
 
 if TYPE_CHECKING:
     from loadtest.cost import Prices
@@ -224,18 +224,18 @@ def run(args: argparse.Namespace) -> int:
         sizes = parse_sizes(args.sizes)
         formats = parse_formats(args.formats)
     except ValueError as exc:
-        error_console.print(f"[red]error:[/] {exc}")
+        error(exc)
         return 2
     if args.workers is None:
         args.workers = core_count() + 1
     problem = _usage_error(args)
     if problem:
-        error_console.print(f"[red]error:[/] {problem}")
+        error(problem)
         return 2
     out = args.out or Path("runs") / datetime.now().strftime("%Y%m%d-%H%M%S")
     pool = _build_pool(args, sizes, formats)
     if not pool:
-        error_console.print(f"[red]error:[/] no images in {args.corpus}")
+        error(f"no images in {args.corpus}")
         return 2
     if not args.no_calibrate:
         error_console.print(f"timing the engine alone on {min(len(pool), 24)} source image(s)...")
@@ -243,7 +243,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         data = _drive(args, pool, sizes, formats)
     except (LookupError, ValueError, RuntimeError, BotoCoreError, ClientError) as exc:
-        error_console.print(f"[red]error:[/] {exc}")
+        error(exc)
         return 2
     config = FunctionConfig(
         memory_mb=args.memory_mb,
@@ -436,9 +436,9 @@ def _print_summary(summary: "Summary", out: Path) -> None:
             table.add_row(name, *(str(v) for v in (d.n, d.p50, d.p90, d.p99, d.max)))
     console.print(table)
     console.print(
-        f"{acc.sent} sent: {acc.processed} processed, {acc.failed} failed, "
-        f"{acc.dlq} in DLQ, "
-        + (f"[red]{acc.unaccounted} UNACCOUNTED[/]" if acc.unaccounted else "0 unaccounted")
+        f"{acc.sent} sent: {acc.processed} processed, {acc.failed} failed, {acc.dlq} in DLQ, ",
+        styled(f"{acc.unaccounted} UNACCOUNTED", "red") if acc.unaccounted else "0 unaccounted",
+        sep="",
     )
     console.print(
         f"throughput {thr.images_per_s} images/s, {thr.source_mb_per_s} source MB/s; "
@@ -462,7 +462,7 @@ def run_compare(args: argparse.Namespace) -> int:
     try:
         result = compare(args.run_a, args.run_b, args.threshold)
     except (OSError, ValueError) as exc:
-        error_console.print(f"[red]error:[/] {exc}")
+        error(exc)
         return 2
     if args.json:
         print(json.dumps(result, indent=2))
@@ -474,22 +474,21 @@ def run_compare(args: argparse.Namespace) -> int:
             table.add_column(column, justify="left" if column in ("figure", "") else "right")
         for row in result["figures"]:
             mark = (
-                "[red]REGRESSION[/]"
+                styled("REGRESSION", "red")
                 if row["regression"]
-                else "[green]better[/]"
+                else styled("better", "green")
                 if row["improvement"]
                 else ""
             )
             ratio = "-" if row["ratio"] is None else f"{row['ratio']:.2f}x"
             table.add_row(row["figure"], _num(row["a"]), _num(row["b"]), ratio, mark)
         console.print(table)
-        for warning in result["warnings"]:
-            console.print(f"[yellow]warning:[/] {warning}")
+        for text in result["warnings"]:
+            warning(text, console)
         count = len(result["regressions"])
         console.print(
-            f"[red]{count} regression(s)[/]: {', '.join(result['regressions'])}"
-            if count
-            else "no regressions"
+            styled(f"{count} regression(s):", "red") if count else "no regressions",
+            ", ".join(result["regressions"]),
         )
     return 1 if args.fail_on_regression and result["regressions"] else 0
 

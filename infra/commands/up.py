@@ -5,16 +5,14 @@ uploads are checked against their POST policy, and the API is routed as API Gate
 import argparse
 import json
 import os
-import signal
 import sys
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from core.settings import fault_injection
-from infra.console import console, error_console
+from infra.commands.signals import stop_signals
+from infra.console import console, error, error_console
 
 API_TIMEOUT_S = 29  # the template's ApiFunction Timeout
 
@@ -73,8 +71,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         server = LocalHttpServer(args.port, dict)
     except OSError as exc:
-        error_console.print(f"error: cannot listen on 127.0.0.1:{args.port}: {exc.strerror}",
-                            markup=False)  # fmt: skip
+        error(f"cannot listen on 127.0.0.1:{args.port}: {exc.strerror}")
         return 2
     origins = (f"http://127.0.0.1:{server.port}", f"http://localhost:{server.port}")
     parameters = {
@@ -150,7 +147,7 @@ def announce(local: Any, origin: str, as_json: bool) -> None:
         sys.stdout.write(json.dumps(line) + "\n")
         sys.stdout.flush()
         return
-    console.print(f"imgpipe is up: open {origin}/  (Ctrl-C to stop)", soft_wrap=True, markup=False)
+    console.print(f"imgpipe is up: open {origin}/  (Ctrl-C to stop)", soft_wrap=True)
     for label, value in (
         ("AWS endpoint", local.aws.endpoint),
         ("operator key", operator.access_key_id),
@@ -162,20 +159,4 @@ def announce(local: Any, origin: str, as_json: bool) -> None:
         ("DLQ", stack.dlq_url),
         ("workers", " ".join(map(str, local.pool.pids if local.pool else []))),
     ):
-        console.print(f"  {label:<16}{value}", markup=False, soft_wrap=True)
-
-
-@contextmanager
-def stop_signals() -> Iterator[threading.Event]:
-    """An event that SIGINT (Ctrl-C) or SIGTERM sets. Both are handled explicitly: a process
-    manager stops with SIGTERM, and a shell starts background jobs with SIGINT ignored, which
-    Python would otherwise keep."""
-    stop = threading.Event()
-    previous = {
-        sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)
-    }
-    try:
-        yield stop
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
+        console.print(f"  {label:<16}{value}", soft_wrap=True)

@@ -164,9 +164,10 @@ def test_invalid_renditions_name_the_field(
     specs = json.dumps(
         [{"name": "a", "width": 5, "height": 5}, {"name": "b", "width": 0, "height": 5}]
     )
-    status = main(["render", str(inputs["heic"]), "--out", str(tmp_path), "--renditions", specs])
+    with pytest.raises(SystemExit) as info:
+        main(["render", str(inputs["heic"]), "--out", str(tmp_path), "--renditions", specs])
     captured = capsys.readouterr()
-    assert status == 2
+    assert info.value.code == 2
     assert "renditions[1].width" in captured.err
     assert not (tmp_path / "a").exists()
 
@@ -188,10 +189,13 @@ def test_table_output(
 ) -> None:
     files = [str(inputs["png_named_jpg"]), str(inputs["text_named_jpg"]), str(inputs["bomb"])]
     status = main(["render", *files, "--out", str(tmp_path)])
-    out = capsys.readouterr().out
+    captured = capsys.readouterr()
     assert status == 1
-    for text in ("thumb", "1080p", "200x200", "unsupported_format", "too_many_pixels"):
-        assert text in out
+    for text in ("thumb", "1080p", "200x200"):
+        assert text in captured.out
+    # A file that was not rendered is an error: stderr, so that stdout holds only results.
+    for text in ("notes.jpg: unsupported_format", "bomb.png: too_many_pixels"):
+        assert text in captured.err and text not in captured.out
     assert (tmp_path / "mobile" / "really-a-png.jpg.webp").is_file()
 
 
@@ -229,3 +233,100 @@ def test_console_script(inputs: dict[str, Path], tmp_path: Path) -> None:
         "phone.heic.webp",
         "really-a-png.jpg.webp",
     ]
+
+
+def test_paths_that_look_like_markup_are_printed_verbatim(
+    capsys: pytest.CaptureFixture[str], inputs: dict[str, Path], tmp_path: Path
+) -> None:
+    """rich would read `[/x]` as a closing tag and raise MarkupError; `[red]` as a style."""
+    folder = tmp_path / "[/x]" / "[red]"
+    folder.mkdir(parents=True)
+    good = write(folder, "[bold]ok[i].png", inputs["png_named_jpg"].read_bytes())
+    bad = write(folder, "[i].jpg", b"not an image")
+    status = main(["render", str(good), str(bad), "--out", str(tmp_path / "[/o]")])
+    captured = capsys.readouterr()
+    assert status == 1
+    assert str(good) in captured.out
+    assert f"{bad}: unsupported_format" in captured.err
+    assert (tmp_path / "[/o]" / "thumb" / "[bold]ok[i].png.webp").is_file()
+
+
+@pytest.mark.parametrize(
+    ("first", "second", "why"),
+    [
+        ("a/x.jpg", "b/x.jpg", "would both be written to"),
+        ("a/x.jpg", "b/X.JPG", "would both be written to"),  # one file on macOS or Windows
+        ("a/x.jpg", "a/../a/x.jpg", "is given twice"),
+    ],
+)
+def test_inputs_with_the_same_name_are_refused_before_anything_is_written(
+    capsys: pytest.CaptureFixture[str],
+    inputs: dict[str, Path],
+    tmp_path: Path,
+    first: str,
+    second: str,
+    why: str,
+) -> None:
+    for name in (first, second):
+        (tmp_path / name).parent.mkdir(exist_ok=True)
+        (tmp_path / name).write_bytes(inputs["png_named_jpg"].read_bytes())
+    out = tmp_path / "out"
+    paths = [str(tmp_path / first), str(tmp_path / second)]
+    status = main(["render", *paths, "--out", str(out), "--json"])
+    captured = capsys.readouterr()
+    assert status == 2
+    assert captured.out == ""
+    assert captured.err.startswith("error: ") and paths[1] in captured.err
+    assert why in captured.err
+    assert not out.exists()
+
+
+def test_an_out_that_is_a_file_is_an_error_not_a_traceback(
+    capsys: pytest.CaptureFixture[str], inputs: dict[str, Path], tmp_path: Path
+) -> None:
+    out = write(tmp_path, "taken", b"")
+    for target in (out, out / "below"):
+        status = main(["render", str(inputs["heic"]), "--out", str(target)])
+        captured = capsys.readouterr()
+        assert status == 2
+        assert captured.err.startswith(f"error: --out {target}: ")
+        assert "Traceback" not in captured.err and captured.out == ""
+
+
+def test_a_failed_write_is_an_error_result_and_leaves_no_part_file(
+    capsys: pytest.CaptureFixture[str], inputs: dict[str, Path], tmp_path: Path
+) -> None:
+    out = tmp_path / "out"
+    (out / "mobile" / "phone.heic.webp").mkdir(parents=True)  # the target is taken by a folder
+    status, results = run_json(capsys, str(inputs["heic"]), str(inputs["png_named_jpg"]),
+                               "--out", str(out))  # fmt: skip
+    assert status == 1
+    assert results[0]["status"] == "error" and "phone.heic.webp" in results[0]["detail"]
+    assert results[1]["status"] == "ok"
+    assert not list(out.rglob("*.part"))
+
+
+@pytest.mark.parametrize("value", ["nope", '[{"name": "a"}]', "[1"])
+def test_a_bad_renditions_flag_blames_the_flag(
+    capsys: pytest.CaptureFixture[str], inputs: dict[str, Path], tmp_path: Path, value: str
+) -> None:
+    with pytest.raises(SystemExit) as info:
+        main(["render", str(inputs["heic"]), "--out", str(tmp_path / "o"), "--renditions", value])
+    captured = capsys.readouterr()
+    assert info.value.code == 2
+    assert "argument --renditions: " in captured.err
+    assert "IMGPIPE_RENDITIONS" not in captured.err and captured.out == ""
+    assert not (tmp_path / "o").exists()
+
+
+def test_a_bad_renditions_variable_blames_the_variable(
+    capsys: pytest.CaptureFixture[str],
+    inputs: dict[str, Path],
+    tmp_path: Path,
+    engine_env: pytest.MonkeyPatch,
+) -> None:
+    engine_env.setenv("IMGPIPE_RENDITIONS", "nope")
+    status = main(["render", str(inputs["heic"]), "--out", str(tmp_path / "o")])
+    captured = capsys.readouterr()
+    assert status == 2
+    assert captured.err.startswith("error: IMGPIPE_RENDITIONS: unknown preset 'nope'")
