@@ -5,18 +5,26 @@ points boto3 at the embedded moto server locally); no code path branches on "loc
 """
 
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from decimal import Decimal
 from typing import Any, Final
 from urllib.parse import quote
 
 import boto3
+from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from core.catalog import ImageRecord
 from core.errors import AccessDenied, Rejected, Skipped, Transient
+from core.ports import Deadline, DeadlineExceeded
 
+# Every attempt of a call gets at most this to connect, and to wait for each read; under a
+# deadline, the read wait is cut to what the deadline leaves after the connect.
+CONNECT_TIMEOUT_S: Final = 2.0
+READ_TIMEOUT_S: Final = 30.0
 BATCH_GET_KEYS: Final = 100  # BatchGetItem's limit per call
 _BATCH_GET_ROUNDS: Final = 8  # calls per chunk while UnprocessedKeys remain (4.5 s of backoff)
 
@@ -34,9 +42,44 @@ def client_config(pool_size: int) -> Config:
     return Config(
         max_pool_connections=max(10, pool_size),
         retries={"mode": "standard"},
-        connect_timeout=5,
-        read_timeout=30,
+        connect_timeout=CONNECT_TIMEOUT_S,
+        read_timeout=READ_TIMEOUT_S,
     )
+
+
+# The deadline of the calls this thread is making. A context variable, because the clients are
+# shared by the worker threads and each thread runs its own record: botocore's per-request
+# ``read_timeout`` (the request context, botocore >= 1.44) does the rest without locks.
+_call_deadline: ContextVar[Deadline | None] = ContextVar("imgpipe_call_deadline", default=None)
+
+
+@contextmanager
+def _within(deadline: Deadline | None) -> Iterator[None]:
+    """Bound the calls (and streamed reads) made in this block by ``deadline``."""
+    token = _call_deadline.set(deadline)
+    try:
+        yield
+    finally:
+        _call_deadline.reset(token)
+
+
+def _bound_attempt(request: Any, **_: Any) -> None:
+    """botocore's ``before-send`` hook, run before every attempt, retries included: no attempt
+    starts unless it can connect and read before the deadline, so the attempts, their backoff
+    and their timeouts together end in time (a retry's backoff may overrun by its sleep, at most
+    a few seconds: the safety margin covers it)."""
+    deadline = _call_deadline.get()
+    if deadline is None:
+        return
+    budget = deadline.remaining_s() - CONNECT_TIMEOUT_S
+    if budget <= 0:
+        raise DeadlineExceeded(f"{request.method} {request.url}: no time left for an attempt")
+    request.context["read_timeout"] = min(READ_TIMEOUT_S, budget)
+
+
+def _bounded(client: Any) -> Any:
+    client.meta.events.register("before-send", _bound_attempt)
+    return client
 
 
 # SigV4 for every S3 request, presigned POSTs and GETs included (botocore would otherwise
@@ -74,17 +117,20 @@ class S3Storage:
     def __init__(self, client: Any) -> None:
         self.client = client
 
-    def get(self, bucket: str, key: str, etag: str, max_bytes: int) -> bytes:
+    def get(
+        self, bucket: str, key: str, etag: str, max_bytes: int, deadline: Deadline | None = None
+    ) -> bytes:
         kwargs: dict[str, Any] = {"Bucket": bucket, "Key": key}
         if etag:
             kwargs["IfMatch"] = f'"{etag}"'
         try:
-            response = self.client.get_object(**kwargs)
-            length = int(response.get("ContentLength", 0))
-            if length > max_bytes:
-                response["Body"].close()
-                raise Rejected("too_large", f"object is {length} bytes, limit {max_bytes}")
-            return bytes(response["Body"].read())
+            with _within(deadline):  # the body is streamed: its reads are bounded too
+                response = self.client.get_object(**kwargs)
+                length = int(response.get("ContentLength", 0))
+                if length > max_bytes:
+                    response["Body"].close()
+                    raise Rejected("too_large", f"object is {length} bytes, limit {max_bytes}")
+                return bytes(response["Body"].read())
         except ClientError as exc:
             code = error_code(exc)
             if code in _MISSING:
@@ -98,18 +144,25 @@ class S3Storage:
             raise Transient(f"GetObject s3://{bucket}/{key}: {exc}") from exc
 
     def put(
-        self, bucket: str, key: str, data: bytes, content_type: str, metadata: Mapping[str, str]
+        self,
+        bucket: str,
+        key: str,
+        data: bytes,
+        content_type: str,
+        metadata: Mapping[str, str],
+        deadline: Deadline | None = None,
     ) -> None:
         try:
-            self.client.put_object(
-                Bucket=bucket,
-                Key=key,
-                Body=data,
-                ContentType=content_type,
-                CacheControl="public, max-age=31536000, immutable",
-                # S3 user metadata must be ASCII: keys are percent-encoded.
-                Metadata={name: quote(value, safe="/") for name, value in metadata.items()},
-            )
+            with _within(deadline):
+                self.client.put_object(
+                    Bucket=bucket,
+                    Key=key,
+                    Body=data,
+                    ContentType=content_type,
+                    CacheControl="public, max-age=31536000, immutable",
+                    # S3 user metadata must be ASCII: keys are percent-encoded.
+                    Metadata={name: quote(value, safe="/") for name, value in metadata.items()},
+                )
         except ClientError as exc:
             raise _transient(f"PutObject s3://{bucket}/{key}", exc) from exc
         except BotoCoreError as exc:
@@ -160,18 +213,27 @@ class S3Storage:
 
 
 class DynamoCatalog:
-    """The images table, its one reader and writer: consistent reads, order-conditional writes."""
+    """The images table, its one reader and writer: consistent reads, order-conditional writes.
 
-    def __init__(self, table: Any) -> None:
+    Over the low-level client, which boto3 documents as thread-safe (resources are not), so
+    the worker threads share one.
+    """
+
+    def __init__(self, client: Any, table: str) -> None:
+        self.client = client
         self.table = table
 
-    def get(self, image_id: str) -> ImageRecord | None:
+    def get(self, image_id: str, deadline: Deadline | None = None) -> ImageRecord | None:
         try:
-            item = self.table.get_item(Key={"image_id": image_id}, ConsistentRead=True).get("Item")
+            with _within(deadline):
+                response = self.client.get_item(
+                    TableName=self.table, Key=_key(image_id), ConsistentRead=True
+                )
         except ClientError as exc:
             raise _transient(f"GetItem {image_id}", exc) from exc
         except BotoCoreError as exc:
             raise Transient(f"GetItem {image_id}: {exc}") from exc
+        item = response.get("Item")
         return ImageRecord.from_item(from_dynamo(item)) if item else None
 
     def get_many(self, image_ids: Iterable[str]) -> dict[str, ImageRecord]:
@@ -186,16 +248,15 @@ class DynamoCatalog:
         return records
 
     def _batch_get(self, image_ids: list[str]) -> list[Mapping[str, Any]]:
-        name = self.table.name
-        keys = [{"image_id": image_id} for image_id in image_ids]
+        name = self.table
+        keys = [_key(image_id) for image_id in image_ids]
         request: dict[str, Any] = {name: {"Keys": keys, "ConsistentRead": True}}
         items: list[Mapping[str, Any]] = []
         for attempt in range(_BATCH_GET_ROUNDS):
             if attempt:
                 time.sleep(min(1.0, 0.05 * 2**attempt))  # DynamoDB asks for backoff here
             try:
-                # The table resource's client takes and gives plain Python values.
-                response = self.table.meta.client.batch_get_item(RequestItems=request)
+                response = self.client.batch_get_item(RequestItems=request)
             except ClientError as exc:
                 raise _transient(f"BatchGetItem {name}", exc) from exc
             except BotoCoreError as exc:
@@ -209,13 +270,15 @@ class DynamoCatalog:
             f"BatchGetItem {name}: {left} keys unprocessed after {_BATCH_GET_ROUNDS} calls"
         )
 
-    def put(self, record: ImageRecord) -> bool:
+    def put(self, record: ImageRecord, deadline: Deadline | None = None) -> bool:
         try:
-            self.table.put_item(
-                Item=to_dynamo(record.to_item()),
-                ConditionExpression="attribute_not_exists(image_id) OR event_order <= :order",
-                ExpressionAttributeValues={":order": record.event_order},
-            )
+            with _within(deadline):
+                self.client.put_item(
+                    TableName=self.table,
+                    Item=to_dynamo(record.to_item()),
+                    ConditionExpression="attribute_not_exists(image_id) OR event_order <= :order",
+                    ExpressionAttributeValues={":order": {"S": record.event_order}},
+                )
         except ClientError as exc:
             if error_code(exc) == "ConditionalCheckFailedException":
                 return False
@@ -225,35 +288,60 @@ class DynamoCatalog:
         return True
 
 
-def to_dynamo(value: Any) -> Any:
-    """DynamoDB's resource API wants Decimal, not float."""
+_SERIALIZER: Final = TypeSerializer()
+_DESERIALIZER: Final = TypeDeserializer()
+
+
+def _key(image_id: str) -> dict[str, Any]:
+    return {"image_id": {"S": image_id}}
+
+
+def to_dynamo(item: Mapping[str, Any]) -> dict[str, Any]:
+    """An item in DynamoDB's typed form (``{"S": ...}``); floats go as Decimal, the only
+    number type boto3's serializer takes."""
+    return {name: _SERIALIZER.serialize(_decimals(value)) for name, value in item.items()}
+
+
+def from_dynamo(item: Mapping[str, Any]) -> dict[str, Any]:
+    """A typed item back to plain JSON values: Decimals become int or float."""
+    return {name: _plain(_DESERIALIZER.deserialize(value)) for name, value in item.items()}
+
+
+def _decimals(value: Any) -> Any:
     if isinstance(value, float):
         return Decimal(str(value))
     if isinstance(value, Mapping):
-        return {k: to_dynamo(v) for k, v in value.items()}
+        return {k: _decimals(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return [to_dynamo(v) for v in value]
+        return [_decimals(v) for v in value]
     return value
 
 
-def from_dynamo(value: Any) -> Any:
-    """Decimals back to int or float, so items serialise as plain JSON."""
+def _plain(value: Any) -> Any:
     if isinstance(value, Decimal):
         return int(value) if value == value.to_integral_value() else float(value)
     if isinstance(value, Mapping):
-        return {k: from_dynamo(v) for k, v in value.items()}
+        return {k: _plain(v) for k, v in value.items()}
     if isinstance(value, list):
-        return [from_dynamo(v) for v in value]
+        return [_plain(v) for v in value]
     return value
 
 
 def s3_client(pool_size: int = 10, session: Any = None, region: str | None = None) -> Any:
-    """An S3 client signed with SigV4 and addressed per :data:`S3_SIGNING`."""
+    """An S3 client signed with SigV4 and addressed per :data:`S3_SIGNING`, its calls bounded
+    by the caller's deadline (see ``_within``)."""
     factory = session or boto3
-    return factory.client(
-        "s3", region_name=region, config=client_config(pool_size).merge(S3_SIGNING)
-    )
+    config = client_config(pool_size).merge(S3_SIGNING)
+    return _bounded(factory.client("s3", region_name=region, config=config))
 
 
-def images_table(name: str, pool_size: int = 10) -> Any:
-    return boto3.resource("dynamodb", config=client_config(pool_size)).Table(name)
+def dynamodb_client(pool_size: int = 10, session: Any = None, region: str | None = None) -> Any:
+    """A low-level DynamoDB client, its calls bounded by the caller's deadline."""
+    factory = session or boto3
+    return _bounded(factory.client("dynamodb", region_name=region, config=client_config(pool_size)))
+
+
+def images_catalog(
+    table: str, pool_size: int = 10, session: Any = None, region: str | None = None
+) -> DynamoCatalog:
+    return DynamoCatalog(dynamodb_client(pool_size, session, region), table)

@@ -2,6 +2,10 @@
 
 A backfill message uses exactly the S3 notification shape (see ``backfill_message``), so there
 is one parsing path. Keys arrive URL-encoded the way S3 encodes them.
+
+Two envelopes are unwrapped into that same path: an SNS notification (a topic subscribed by
+the queue with raw message delivery off; with it on, the body is the S3 notification itself),
+and an EventBridge event from S3, which stands for one notification record.
 """
 
 import json
@@ -11,6 +15,8 @@ from typing import Any, Final
 from urllib.parse import quote_plus, unquote_plus
 
 S3_EVENT_SOURCE: Final = "aws:s3"
+EVENTBRIDGE_SOURCE: Final = "aws.s3"
+EVENTBRIDGE_CREATED: Final = "Object Created"
 BACKFILL_EVENT_SOURCE: Final = "imgpipe:backfill"
 BACKFILL_EVENT_NAME: Final = "ObjectCreated:Backfill"
 _SEQUENCER_WIDTH: Final = 32
@@ -43,22 +49,69 @@ class SourceObject:
 
 
 def parse_body(body: str) -> list[SourceObject]:
-    """The ObjectCreated records of one message body ([] for ``s3:TestEvent`` or other events).
+    """The ObjectCreated records of one message body ([] for ``s3:TestEvent`` or other events),
+    bare or in an SNS envelope; an EventBridge ``Object Created`` event counts as one record.
 
     Raises NotAnS3Event for anything that is not an S3 notification or backfill message.
     """
-    try:
-        message = json.loads(body)
-    except (json.JSONDecodeError, TypeError) as exc:
-        raise NotAnS3Event(f"body is not JSON: {exc}") from exc
-    if not isinstance(message, dict):
-        raise NotAnS3Event("body is not a JSON object")
+    message = _json_object(body, "body")
+    if message.get("Type") == "Notification" and "TopicArn" in message:  # SNS, raw delivery off
+        message = _json_object(message.get("Message"), "the SNS message")
     if message.get("Event") == "s3:TestEvent":
         return []
-    records = message.get("Records")
-    if not isinstance(records, list) or not records:
-        raise NotAnS3Event("body has no 'Records' list")
+    if "detail-type" in message:
+        records: Any = _eventbridge_records(message)
+    else:
+        records = message.get("Records")
+        if not isinstance(records, list) or not records:
+            raise NotAnS3Event("body has no 'Records' list")
     return [source for record in records if (source := _parse_record(record)) is not None]
+
+
+def _json_object(text: Any, what: str) -> dict[str, Any]:
+    try:
+        value = json.loads(text)
+    except (json.JSONDecodeError, TypeError) as exc:
+        raise NotAnS3Event(f"{what} is not JSON: {exc}") from exc
+    if not isinstance(value, dict):
+        raise NotAnS3Event(f"{what} is not a JSON object")
+    return value
+
+
+def _eventbridge_records(event: dict[str, Any]) -> list[dict[str, Any]]:
+    """The notification record an EventBridge event from S3 stands for ([] for the event types
+    other than ``Object Created``, as for notification records other than ObjectCreated).
+
+    EventBridge names the fields differently and sends the key as it is, not URL-encoded
+    (a ``:`` arrives as ``:``, where a notification has ``%3A``), so the key is encoded the
+    way S3 encodes notification keys, exactly as a backfill record's is.
+    """
+    if event.get("source") != EVENTBRIDGE_SOURCE:
+        raise NotAnS3Event(f"unexpected EventBridge source {event.get('source')!r}")
+    if event.get("detail-type") != EVENTBRIDGE_CREATED:
+        return []
+    try:
+        detail = event["detail"]
+        obj = detail["object"]
+        return [
+            {
+                "eventSource": S3_EVENT_SOURCE,
+                "eventName": f"ObjectCreated:{detail.get('reason', '')}",
+                "eventTime": event["time"],
+                "s3": {
+                    "bucket": {"name": detail["bucket"]["name"]},
+                    "object": {
+                        "key": quote_plus(str(obj["key"]), safe="/"),
+                        "size": obj.get("size", 0),
+                        "eTag": obj.get("etag", ""),
+                        "versionId": obj.get("version-id"),
+                        "sequencer": obj.get("sequencer"),
+                    },
+                },
+            }
+        ]
+    except (KeyError, TypeError) as exc:
+        raise NotAnS3Event(f"malformed EventBridge S3 event: {exc!r}") from exc
 
 
 def _parse_record(record: Any) -> SourceObject | None:

@@ -15,7 +15,7 @@ from core.catalog import ImageRecord, Rendition, Status, Timings
 from core.errors import Rejected, Skipped
 from core.events import SourceObject, iso_ms
 from core.imaging import ImageRejected, RenderResult, render
-from core.ports import Catalog, Storage
+from core.ports import Catalog, Deadline, Storage
 from core.settings import Settings
 
 SKIPPED: Final = "SKIPPED"
@@ -58,21 +58,29 @@ def process_source(
     catalog: Catalog,
     attempts: int = 1,
     now: Callable[[], datetime] = lambda: datetime.now(UTC),
+    deadline: Deadline | None = None,
 ) -> Outcome:
-    """Run one source object through the pipeline (transient errors propagate)."""
+    """Run one source object through the pipeline (transient errors propagate).
+
+    ``deadline`` is checked before every stage and bounds every AWS call: a record that runs
+    short raises DeadlineExceeded (transient) instead of outliving its invocation.
+    """
+    deadline = deadline or Deadline.unbounded()
     started_at = iso_ms(now())
     if source.bucket == settings.output_bucket:
         raise ValueError("refusing to process the output bucket (recursion guard)")
     try:
         if source.size > settings.max_bytes:
             raise Rejected("too_large", f"event size {source.size} exceeds {settings.max_bytes}")
-        existing = catalog.get(source.image_id)
+        deadline.check("lookup")
+        existing = catalog.get(source.image_id, deadline)
         if existing and existing.is_processed(source.etag):
             raise Skipped("duplicate", f"ETag {source.etag} already processed")
+        deadline.check("fetch")
         fetch_started = time.perf_counter()
-        data = storage.get(source.bucket, source.key, source.etag, settings.max_bytes)
+        data = storage.get(source.bucket, source.key, source.etag, settings.max_bytes, deadline)
         fetch_ms = _ms_since(fetch_started)
-        result = render(data, settings.renditions, settings.limits)
+        result = render(data, settings.renditions, settings.limits, deadline.check)
     except Skipped as skip:
         return Outcome(source, SKIPPED, skip.reason)
     except ImageRejected as rejection:  # the engine's, and Rejected from storage
@@ -85,9 +93,9 @@ def process_source(
             reason=rejection.reason,
             detail=rejection.detail,
         )
-        return _write(catalog, Outcome(source, Status.FAILED, rejection.reason, failed))
+        return _write(catalog, Outcome(source, Status.FAILED, rejection.reason, failed), deadline)
     store_started = time.perf_counter()
-    renditions = _store(source, result, settings, storage)
+    renditions = _store(source, result, settings, storage, deadline)
     timings = Timings(fetch=fetch_ms, store=_ms_since(store_started), **result.timings_ms)
     processed = _new_record(
         source,
@@ -100,7 +108,7 @@ def process_source(
         timings=timings,
     )
     bytes_out = sum(r.bytes for r in renditions)
-    return _write(catalog, Outcome(source, Status.PROCESSED, None, processed, bytes_out))
+    return _write(catalog, Outcome(source, Status.PROCESSED, None, processed, bytes_out), deadline)
 
 
 def _new_record(
@@ -142,7 +150,11 @@ def _new_record(
 
 
 def _store(
-    source: SourceObject, result: RenderResult, settings: Settings, storage: Storage
+    source: SourceObject,
+    result: RenderResult,
+    settings: Settings,
+    storage: Storage,
+    deadline: Deadline,
 ) -> tuple[Rendition, ...]:
     metadata = {
         "source-bucket": source.bucket,
@@ -158,7 +170,10 @@ def _store(
             bucket=source.bucket,
             raw_bucket=settings.raw_bucket,
         )
-        storage.put(settings.output_bucket, key, rendition.data, rendition.content_type, metadata)
+        deadline.check(f"store {rendition.name}")
+        storage.put(
+            settings.output_bucket, key, rendition.data, rendition.content_type, metadata, deadline
+        )
         renditions.append(
             Rendition(
                 name=rendition.name,
@@ -172,10 +187,11 @@ def _store(
     return tuple(renditions)
 
 
-def _write(catalog: Catalog, outcome: Outcome) -> Outcome:
+def _write(catalog: Catalog, outcome: Outcome, deadline: Deadline) -> Outcome:
     """The outcome, or SKIPPED stale when a newer event's result is already recorded."""
     assert outcome.record is not None
-    if catalog.put(outcome.record):
+    deadline.check("record")
+    if catalog.put(outcome.record, deadline):
         return outcome
     return Outcome(outcome.source, SKIPPED, "stale")
 

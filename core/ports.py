@@ -1,23 +1,65 @@
-"""The two interfaces the pipeline works over; ``core.aws`` implements them with boto3."""
+"""The two interfaces the pipeline works over, and the deadline every call through them keeps;
+``core.aws`` implements them with boto3."""
 
-from collections.abc import Mapping
+import math
+import time
+from collections.abc import Callable, Mapping
 from typing import Protocol
 
 from core.catalog import ImageRecord
+from core.errors import Transient
+
+
+class DeadlineExceeded(Transient):
+    """A record ran short of time: it stops before its next stage or call and is retried,
+    rather than outliving the invocation (which would retry the whole batch)."""
+
+
+class Deadline:
+    """The moment a record must be finished by, on a monotonic clock.
+
+    Checked before every stage; the adapters also bound each AWS call's timeouts and retry
+    attempts by what is left. Immutable, so one instance may be shared by threads.
+    """
+
+    def __init__(self, seconds: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._at = clock() + seconds
+
+    @classmethod
+    def unbounded(cls) -> "Deadline":
+        return cls(math.inf)
+
+    def remaining_s(self) -> float:
+        return self._at - self._clock()
+
+    def check(self, stage: str) -> None:
+        """Raise DeadlineExceeded when no time is left to start ``stage``."""
+        remaining = self.remaining_s()
+        if remaining <= 0:
+            raise DeadlineExceeded(f"{stage} not started: the record's deadline passed")
 
 
 class Storage(Protocol):
-    def get(self, bucket: str, key: str, etag: str, max_bytes: int) -> bytes:
+    def get(
+        self, bucket: str, key: str, etag: str, max_bytes: int, deadline: Deadline | None = None
+    ) -> bytes:
         """The object's bytes if its ETag still matches; Skipped(stale|source_missing) if not,
         Rejected(access_denied) when this function may not read it."""
 
     def put(
-        self, bucket: str, key: str, data: bytes, content_type: str, metadata: Mapping[str, str]
+        self,
+        bucket: str,
+        key: str,
+        data: bytes,
+        content_type: str,
+        metadata: Mapping[str, str],
+        deadline: Deadline | None = None,
     ) -> None: ...
 
 
 class Catalog(Protocol):
-    def get(self, image_id: str) -> ImageRecord | None: ...
+    def get(self, image_id: str, deadline: Deadline | None = None) -> ImageRecord | None: ...
 
-    def put(self, record: ImageRecord) -> bool:
+    def put(self, record: ImageRecord, deadline: Deadline | None = None) -> bool:
         """Write ``record`` unless a newer event already wrote one; False when it was older."""

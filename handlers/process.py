@@ -4,6 +4,11 @@ Records of a batch run concurrently on ``IMGPIPE_WORKERS`` threads: Pillow relea
 in decode, resize and encode. Only transient failures are reported in ``batchItemFailures``;
 rejected images are recorded as FAILED and acknowledged, so a poison image never cycles.
 
+Clients, settings and the thread pool are built at import, in Lambda's init phase, which
+runs before the first event and does not count against its timeout. Each record then runs under a deadline,
+``IMGPIPE_SAFETY_MARGIN_MS`` before the invocation's end: checked before every stage, and
+bounding every AWS call's timeouts and retries, so a slow record fails alone, not the batch.
+
 When every record fails, the response lists every one (``raise_on_entire_batch_failure=False``)
 rather than raising: the event source mapping retries exactly the same messages either way,
 but an explicit list keeps the invocation and its metrics flushing normally, and the local
@@ -19,6 +24,7 @@ from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
+from aws_lambda_powertools.metrics.functions import is_metrics_disabled
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -27,7 +33,8 @@ from core.catalog import Status
 from core.errors import Transient
 from core.events import SourceObject, parse_body
 from core.pipeline import Outcome, process_source
-from core.settings import Settings
+from core.ports import Deadline
+from core.settings import Settings, SettingsError
 from handlers.runtime import Runtime, connect
 
 logger = Logger(service="imgpipe")
@@ -61,24 +68,45 @@ def batch_processor(workers: int) -> ThreadedBatchProcessor:
     return ThreadedBatchProcessor(ThreadPoolExecutor(workers))
 
 
+def _init() -> None:
+    """Lambda's init phase: the clients and the pool, built once, before the first event.
+    Missing settings are not raised here but by ``runtime()`` on every invoke, naming the
+    variable, as before; importing the module (tests, tools) never needs AWS."""
+    try:
+        rt = runtime()
+    except SettingsError:
+        return
+    batch_processor(rt.settings.workers)
+
+
+def record_deadline(rt: Runtime, lambda_context: LambdaContext | None) -> Deadline:
+    """When a record must be done: the safety margin before the invocation's end."""
+    if lambda_context is None:
+        return Deadline.unbounded()
+    remaining_ms = lambda_context.get_remaining_time_in_millis()
+    return Deadline((remaining_ms - rt.settings.safety_margin_ms) / 1000)
+
+
 def handle_record(
     rt: Runtime, record: SQSRecord, lambda_context: LambdaContext | None
 ) -> list[Outcome]:
     logger.thread_safe_append_keys(message_id=record.message_id)
     try:
-        remaining = lambda_context.get_remaining_time_in_millis() if lambda_context else None
-        if remaining is not None and remaining < rt.settings.safety_margin_ms:
+        deadline = record_deadline(rt, lambda_context)
+        if deadline.remaining_s() <= 0:
             logger.warning("not started: too little time left", extra={"reason": "deadline"})
-            raise Transient(f"only {remaining} ms left; leaving the message for a retry")
+            raise Transient("too little time left; leaving the message for a retry")
         attempts = int(record.attributes.approximate_receive_count or 1)
-        return [_process(rt, source, attempts) for source in parse_body(record.body)]
+        return [_process(rt, source, attempts, deadline) for source in parse_body(record.body)]
     finally:
         logger.thread_safe_clear_keys()
 
 
-def _process(rt: Runtime, source: SourceObject, attempts: int) -> Outcome:
+def _process(rt: Runtime, source: SourceObject, attempts: int, deadline: Deadline) -> Outcome:
     try:
-        outcome = process_source(source, rt.settings, rt.storage, rt.catalog, attempts)
+        outcome = process_source(
+            source, rt.settings, rt.storage, rt.catalog, attempts, deadline=deadline
+        )
     except Exception as exc:
         logger.warning(
             "transient failure, will retry",
@@ -119,8 +147,13 @@ def emit_metrics(outcomes: Iterable[Outcome]) -> None:
             failed[outcome.reason or "unknown"] += 1
         else:
             metrics.add_metric("ImagesSkipped", MetricUnit.Count, 1)
+    if is_metrics_disabled():  # single_metric prints regardless; the flush of log_metrics asks
+        return
     for reason, count in failed.items():
         with single_metric(
             name="ImagesFailed", unit=MetricUnit.Count, value=count, namespace=metrics.namespace
         ) as metric:
             metric.add_dimension(name="reason", value=reason)
+
+
+_init()

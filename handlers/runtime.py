@@ -6,7 +6,7 @@ two run with different roles and check different settings.
 
 from dataclasses import dataclass
 
-from core.aws import DynamoCatalog, S3Storage, images_table, s3_client
+from core.aws import DynamoCatalog, S3Storage, images_catalog, s3_client
 from core.settings import Settings
 
 
@@ -23,5 +23,5 @@ def connect(settings: Settings, pool_size: int = 10) -> Runtime:
     return Runtime(
         settings,
         S3Storage(s3_client(pool_size)),
-        DynamoCatalog(images_table(settings.table, pool_size)),
+        images_catalog(settings.table, pool_size),
     )

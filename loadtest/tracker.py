@@ -6,7 +6,7 @@ from typing import Any
 
 import boto3
 
-from core.aws import DynamoCatalog
+from core.aws import images_catalog
 from core.events import parse_body
 from infra.local.accounting import recorded
 
@@ -19,8 +19,7 @@ class LoadTracker:
         self.pending: dict[str, float] = {}  # key -> time it was sent
         self.items: dict[str, dict[str, Any]] = {}  # key -> its table item, once final
         self.dead: set[str] = set()
-        table_resource = boto3.resource("dynamodb", region_name=region).Table(table)
-        self._catalog = DynamoCatalog(table_resource)
+        self._catalog = images_catalog(table, region=region)
         self._sqs: Any = boto3.client("sqs", region_name=region)
 
     def sent(self, key: str, at: float) -> None:

@@ -1,7 +1,7 @@
 """The engine entry point: one decode, every rendition, timed by stage."""
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from PIL import Image
@@ -40,8 +40,18 @@ class RenderResult:
     timings_ms: dict[str, float] = field(default_factory=dict)
 
 
-def render(data: bytes, specs: Sequence[RenditionSpec], limits: Limits) -> RenderResult:
-    """Decode ``data`` once and produce every rendition in ``specs`` (raises ImageRejected)."""
+def render(
+    data: bytes,
+    specs: Sequence[RenditionSpec],
+    limits: Limits,
+    checkpoint: Callable[[str], None] = lambda stage: None,
+) -> RenderResult:
+    """Decode ``data`` once and produce every rendition in ``specs`` (raises ImageRejected).
+
+    ``checkpoint(stage)`` runs before the decode and before each rendition is resized and
+    encoded; whatever it raises (the pipeline's deadline) stops the render there.
+    """
+    checkpoint("decode")
     started = time.perf_counter()
     decoded = decode(data, limits, lambda w, h: draft_size(w, h, needed_scale(specs, w, h)))
     source = SourceInfo(decoded.format, decoded.width, decoded.height, len(data), decoded.frames)
@@ -49,7 +59,9 @@ def render(data: bytes, specs: Sequence[RenditionSpec], limits: Limits) -> Rende
     timings = {"decode": _ms(started, clock), "render": 0.0, "encode": 0.0}
     encoded: dict[tuple[object, ...], bytes] = {}
     by_name: dict[str, EncodedRendition] = {}
-    # Each rendition is encoded as soon as it is rendered, so it can be released early.
+    # Each rendition is encoded as soon as it is rendered, so it can be released early. The
+    # steps are lazy: a checkpoint at the end of the loop body runs before the next resize.
+    checkpoint("rendition")
     for step, image in render_each(decoded.take_image(), specs, source.width, source.height):
         rendered = time.perf_counter()
         by_name[step.spec.name] = _encode_one(image, step, source.format, encoded)
@@ -57,6 +69,8 @@ def render(data: bytes, specs: Sequence[RenditionSpec], limits: Limits) -> Rende
         timings["render"] += rendered - clock
         clock = time.perf_counter()
         timings["encode"] += clock - rendered
+        if len(by_name) < len(specs):
+            checkpoint("rendition")
     timings["render"] = round(timings["render"] * 1000, 2)
     timings["encode"] = round(timings["encode"] * 1000, 2)
     return RenderResult(source, tuple(by_name[spec.name] for spec in specs), timings)

@@ -8,7 +8,7 @@ from typing import Any
 
 import boto3
 
-from core.aws import DynamoCatalog, images_table
+from core.aws import DynamoCatalog, images_catalog
 from core.events import NotAnS3Event, parse_body
 
 
@@ -32,7 +32,7 @@ class Tracker:
     dead: set[str] = field(default_factory=set)
 
     def __post_init__(self) -> None:
-        self._catalog = DynamoCatalog(images_table(self.table))
+        self._catalog = images_catalog(self.table)
         self._sqs = boto3.client("sqs")
 
     def sent(self, key: str, at: float | None = None) -> None:

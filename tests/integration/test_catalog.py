@@ -3,7 +3,9 @@ record and through DynamoDB, and ``get_many`` reads any number of ids."""
 
 import json
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import fields
+from decimal import Decimal
 from typing import Any
 
 import boto3
@@ -12,7 +14,7 @@ from aws_helpers import AWS_ENV
 from botocore.awsrequest import AWSResponse
 from moto import mock_aws
 
-from core.aws import DynamoCatalog, from_dynamo, images_table, to_dynamo
+from core.aws import DynamoCatalog, from_dynamo, images_catalog, to_dynamo
 from core.catalog import ImageRecord, Rendition, Stage, Status, Timings
 from core.errors import Transient
 from infra.local.canned import canned_response
@@ -110,7 +112,7 @@ def catalog(monkeypatch: pytest.MonkeyPatch) -> Iterator[DynamoCatalog]:
             AttributeDefinitions=[{"AttributeName": "image_id", "AttributeType": "S"}],
             BillingMode="PAY_PER_REQUEST",
         )
-        yield DynamoCatalog(images_table(TABLE))
+        yield images_catalog(TABLE)
 
 
 def records(count: int) -> list[ImageRecord]:
@@ -122,8 +124,13 @@ def records(count: int) -> list[ImageRecord]:
 
 def test_what_put_writes_is_the_item_and_get_reads_it_back(catalog: DynamoCatalog) -> None:
     assert catalog.put(PROCESSED) and catalog.put(FAILED)
-    raw = catalog.table.get_item(Key={"image_id": PROCESSED.image_id})["Item"]
-    assert from_dynamo(raw) == PROCESSED.to_item()
+    # Read by a Table resource, the other way to read the table: the same item.
+    table = boto3.resource("dynamodb").Table(TABLE)
+    assert table.get_item(Key={"image_id": PROCESSED.image_id})["Item"] == json.loads(
+        json.dumps(PROCESSED.to_item()), parse_float=Decimal
+    )
+    raw = catalog.client.get_item(TableName=TABLE, Key={"image_id": {"S": PROCESSED.image_id}})
+    assert from_dynamo(raw["Item"]) == PROCESSED.to_item()
     assert catalog.get(PROCESSED.image_id) == PROCESSED
     assert catalog.get(FAILED.image_id) == FAILED
     assert catalog.get("raw/none.jpg") is None
@@ -142,7 +149,7 @@ def test_get_many_reads_every_id_in_chunks_of_100(catalog: DynamoCatalog) -> Non
     for record in written:
         assert catalog.put(record)
     calls: list[int] = []
-    catalog.table.meta.client.meta.events.register(
+    catalog.client.meta.events.register(
         "before-parameter-build.dynamodb.BatchGetItem",
         lambda params, **_: calls.append(len(params["RequestItems"][TABLE]["Keys"])),
     )
@@ -168,7 +175,7 @@ def test_get_many_retries_unprocessed_keys_with_consistent_reads(catalog: Dynamo
         headers = {"Content-Type": "application/x-amz-json-1.0"}
         return canned_response(request.url, 200, json.dumps(body).encode(), headers)
 
-    events = catalog.table.meta.client.meta.events
+    events = catalog.client.meta.events
     events.register_first("before-send.dynamodb.BatchGetItem", first_call_unprocessed)
     found = catalog.get_many(r.image_id for r in written)
     assert set(found) == {r.image_id for r in written}
@@ -187,8 +194,21 @@ def test_get_many_gives_up_transient_when_keys_stay_unprocessed(
         headers = {"Content-Type": "application/x-amz-json-1.0"}
         return canned_response(request.url, 200, json.dumps(body).encode(), headers)
 
-    events = catalog.table.meta.client.meta.events
+    events = catalog.client.meta.events
     events.register_first("before-send.dynamodb.BatchGetItem", always_unprocessed)
     with pytest.raises(Transient, match="1 keys unprocessed"):
         catalog.get_many([FAILED.image_id])
     assert pauses == sorted(pauses) and len(pauses) == 7
+
+
+def test_worker_threads_share_one_catalog(catalog: DynamoCatalog) -> None:
+    """The catalog is built on the low-level client (thread-safe, unlike a Table resource):
+    eight threads writing and reading through one instance each see their own records."""
+    written = records(200)
+
+    def put_then_get(record: ImageRecord) -> ImageRecord | None:
+        assert catalog.put(record)
+        return catalog.get(record.image_id)
+
+    with ThreadPoolExecutor(8) as pool:
+        assert list(pool.map(put_then_get, written)) == written

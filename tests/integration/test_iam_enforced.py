@@ -22,7 +22,7 @@ import requests
 from aws_helpers import embedded_aws
 from botocore.exceptions import ClientError
 
-from core.aws import DynamoCatalog, S3Storage, s3_client
+from core.aws import S3Storage, images_catalog, s3_client
 from core.catalog import ImageRecord, Status
 from core.errors import Rejected, Transient
 from infra.local.iam import STATIC_CREDENTIALS, create_roles, function_env, write_profiles
@@ -92,13 +92,13 @@ def store_rendition(session: boto3.session.Session, stack: Stack) -> None:
 
 def record_item(session: boto3.session.Session, stack: Stack) -> None:
     """core.pipeline's record: the conditional DynamoCatalog.put."""
-    catalog = DynamoCatalog(session.resource("dynamodb").Table(stack.table))
+    catalog = images_catalog(stack.table, session=session)
     catalog.put(ImageRecord(stack.raw_bucket, "x", Status.FAILED, event_order="1"))
 
 
 def read_item(session: boto3.session.Session, stack: Stack) -> None:
     """GET /images: DynamoCatalog.get."""
-    DynamoCatalog(session.resource("dynamodb").Table(stack.table)).get(f"{stack.raw_bucket}/x")
+    images_catalog(stack.table, session=session).get(f"{stack.raw_bucket}/x")
 
 
 def poll_queue(session: boto3.session.Session, stack: Stack) -> None:

@@ -5,24 +5,33 @@ import io
 import json
 import logging
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
+from urllib.parse import unquote, urlsplit
 
 import boto3
 import pytest
+import requests
 from aws_helpers import (
     context,
     delete_succeeded,
     drain_test_event,
+    embedded_aws,
     error_response,
     receive_event,
 )
 from botocore.awsrequest import AWSResponse
 from PIL import Image
 
+import handlers.api
 import handlers.process
+from core.aws import S3Storage, s3_client
 from core.events import backfill_message
-from core.settings import SettingsError
+from core.pipeline import output_key
+from core.settings import Settings, SettingsError
+from handlers.runtime import Runtime
 from infra.local.canned import canned_response
 from infra.local.provision import Stack
 from loadtest.synthetic import photo_like_bytes
@@ -436,7 +445,7 @@ def test_a_refused_write_is_retried_so_the_role_alarms_through_the_dlq(
     if operation.startswith("s3."):
         client, hook = rt.storage.client, error_response("AccessDenied", 403)
     else:
-        client, hook = rt.catalog.table.meta.client, dynamodb_error("AccessDeniedException")
+        client, hook = rt.catalog.client, dynamodb_error("AccessDeniedException")
     client.meta.events.register_first(f"before-send.{operation}", hook)
     event, response = invoke(stack)
     # (In-process moto still runs a call whose answer a before-send hook replaces, so only the
@@ -472,3 +481,115 @@ def test_sources_outside_the_raw_bucket_get_their_own_output_keys(stack: Stack) 
     assert len(every) == 3 * 4, "no source's output overwrote another's"
     listed = s3.list_objects_v2(Bucket=stack.output_bucket)["Contents"]
     assert {o["Key"] for o in listed} == every
+
+
+# ------------------------------------------------------------------ SNS and EventBridge shapes
+
+
+@pytest.mark.parametrize("raw", [False, True], ids=["sns-envelope", "raw-delivery"])
+def test_an_upload_notified_through_sns_is_processed(stack: Stack, raw: bool) -> None:
+    """S3 -> SNS -> SQS as moto delivers it: the body is SNS's envelope around S3's
+    notification, or (raw message delivery on) the notification itself."""
+    drain_test_event(stack)
+    sns = boto3.client("sns")
+    topic = sns.create_topic(Name="uploads")["TopicArn"]
+    sns.subscribe(
+        TopicArn=topic,
+        Protocol="sqs",
+        Endpoint=stack.queue_arn,
+        Attributes={"RawMessageDelivery": str(raw).lower()},
+    )
+    boto3.client("s3").put_bucket_notification_configuration(
+        Bucket=stack.raw_bucket,
+        NotificationConfiguration={
+            "TopicConfigurations": [{"TopicArn": topic, "Events": ["s3:ObjectCreated:*"]}]
+        },
+    )
+    key = "sns/a b+c%#?.jpg"
+    etag = put(stack, key, JPEG)
+    event, response = invoke(stack)
+    bodies = [json.loads(r["body"]) for r in event["Records"]]
+    assert len(bodies) == 2, "S3's test event, then the upload's"
+    assert all((body.get("Type") == "Notification") is not raw for body in bodies)
+    assert response == {"batchItemFailures": []}
+    record = item(stack, key)
+    assert record is not None and (record["status"], record["etag"]) == ("PROCESSED", etag)
+    assert queue_depth(stack) == 0
+
+
+def test_an_eventbridge_object_created_event_is_processed(stack: Stack) -> None:
+    """The AWS docs' EventBridge example, with this upload's bucket, key, size and ETag."""
+    drain_test_event(stack)
+    key = "eb/a b+c%#?.jpg"
+    etag = put(stack, key, JPEG)
+    drain(stack)  # S3's own notification of the upload
+    event = json.loads(
+        (
+            Path(__file__).parents[1] / "data/events/eventbridge-object-created.aws-docs.json"
+        ).read_text(encoding="utf-8")
+    )
+    event["time"] = datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+    event["detail"]["bucket"]["name"] = stack.raw_bucket
+    event["detail"]["object"] = {"key": key, "size": len(JPEG), "etag": etag}
+    boto3.client("sqs").send_message(QueueUrl=stack.queue_url, MessageBody=json.dumps(event))
+    _, response = invoke(stack)
+    assert response == {"batchItemFailures": []}
+    record = item(stack, key)
+    assert record is not None and (record["status"], record["etag"]) == ("PROCESSED", etag)
+
+
+# ----------------------------------------------------------------------------------- metrics
+
+
+def test_no_metric_is_printed_when_metrics_are_disabled(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """POWERTOOLS_METRICS_DISABLED (the local stack's console): a FAILED image's dimensioned
+    metric must stay silent like the rest."""
+    monkeypatch.setenv("POWERTOOLS_METRICS_DISABLED", "true")
+    drain_test_event(stack)
+    put(stack, "quiet/ok.jpg", JPEG)
+    put(stack, "quiet/bad.jpg", b"nope")
+    capfd.readouterr()
+    _, response = invoke(stack)
+    assert response == {"batchItemFailures": []}
+    failed = item(stack, "quiet/bad.jpg")
+    assert failed is not None and failed["reason"] == "unsupported_format"
+    assert '"_aws"' not in capfd.readouterr().out
+
+
+# --------------------------------------------------------------------------------------- URLs
+
+AWKWARD_KEY = "uploads/u1/a b+c%#?.jpg"  # every character a URL path must escape
+
+
+def awkward_item(settings: Settings) -> dict[str, Any]:
+    key = output_key("thumb", AWKWARD_KEY, "webp", bucket="raw", raw_bucket="raw")
+    return {"renditions": [{"name": "thumb", "key": key}]}
+
+
+def test_cdn_urls_percent_encode_the_key() -> None:
+    settings = replace(Settings.from_env({}), cdn_domain="d111.cloudfront.net")
+    rt = Runtime(settings, S3Storage(s3_client(region="us-east-1")), None)  # type: ignore[arg-type]
+    (rendition,) = handlers.api.with_urls(awkward_item(settings), rt)["renditions"]
+    assert rendition["url"] == (
+        "https://d111.cloudfront.net/thumb/uploads/u1/a%20b%2Bc%25%23%3F.jpg.webp"
+    )
+    url = urlsplit(rendition["url"])
+    assert (url.query, url.fragment) == ("", "")  # "?" and "#" did not end the path
+    assert unquote(url.path.removeprefix("/")) == rendition["key"]
+
+
+def test_presigned_get_urls_fetch_the_object_with_the_awkward_key() -> None:
+    """Against the embedded moto server over HTTP, as a browser would follow the URL."""
+    with embedded_aws():
+        s3 = s3_client()
+        s3.create_bucket(Bucket="out")
+        settings = replace(Settings.from_env({}), output_bucket="out")
+        (rendition,) = awkward_item(settings)["renditions"]
+        s3.put_object(Bucket="out", Key=rendition["key"], Body=b"rendered bytes")
+        rt = Runtime(settings, S3Storage(s3), None)  # type: ignore[arg-type]
+        (rendition,) = handlers.api.with_urls(awkward_item(settings), rt)["renditions"]
+        assert "a%20b%2Bc%25%23%3F.jpg.webp?" in rendition["url"]
+        fetched = requests.get(rendition["url"], timeout=30)
+    assert (fetched.status_code, fetched.content) == (200, b"rendered bytes")

@@ -5,6 +5,7 @@ import io
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 from imaging_fixtures import many_frame_gif
@@ -15,6 +16,7 @@ from core.errors import AccessDenied, Rejected, Skipped, Transient
 from core.events import SourceObject, iso_ms
 from core.imaging import parse_renditions
 from core.pipeline import SKIPPED, Outcome, output_key, process_source
+from core.ports import Deadline, DeadlineExceeded
 from core.settings import Settings
 
 RAW, OUTPUT = "raw-bucket", "output-bucket"
@@ -62,9 +64,16 @@ class FakeStorage:
     failure: Exception | None = None  # raised by every call, like a throttled S3
     gets: list[str] = field(default_factory=list)
     puts: dict[str, tuple[bytes, str, Mapping[str, str]]] = field(default_factory=dict)
+    deadlines: list[Deadline | None] = field(default_factory=list)  # what each call was given
+    call_s: float = 0.0  # how far each call moves ``clock``, like a slow S3
+    clock: list[float] = field(default_factory=lambda: [0.0])
 
-    def get(self, bucket: str, key: str, etag: str, max_bytes: int) -> bytes:
+    def get(
+        self, bucket: str, key: str, etag: str, max_bytes: int, deadline: Deadline | None = None
+    ) -> bytes:
         self.gets.append(key)
+        self.deadlines.append(deadline)
+        self.clock[0] += self.call_s
         if self.failure:
             raise self.failure
         if bucket in self.unreadable:
@@ -79,8 +88,16 @@ class FakeStorage:
         return stored.data
 
     def put(
-        self, bucket: str, key: str, data: bytes, content_type: str, metadata: Mapping[str, str]
+        self,
+        bucket: str,
+        key: str,
+        data: bytes,
+        content_type: str,
+        metadata: Mapping[str, str],
+        deadline: Deadline | None = None,
     ) -> None:
+        self.deadlines.append(deadline)
+        self.clock[0] += self.call_s
         if self.failure:
             raise self.failure
         assert bucket == OUTPUT
@@ -94,17 +111,20 @@ class FakeCatalog:
 
     items: dict[str, dict[str, object]] = field(default_factory=dict)
     failure: Exception | None = None
+    deadlines: list[Deadline | None] = field(default_factory=list)
 
-    def get(self, image_id: str) -> ImageRecord | None:
+    def get(self, image_id: str, deadline: Deadline | None = None) -> ImageRecord | None:
+        self.deadlines.append(deadline)
         if self.failure:
             raise self.failure
         item = self.items.get(image_id)
         return ImageRecord.from_item(item) if item else None
 
-    def put(self, record: ImageRecord) -> bool:
+    def put(self, record: ImageRecord, deadline: Deadline | None = None) -> bool:
+        self.deadlines.append(deadline)
         if self.failure:
             raise self.failure
-        existing = self.get(record.image_id)
+        existing = self.get(record.image_id, deadline)
         if existing and existing.event_order > record.event_order:
             return False
         self.items[record.image_id] = record.to_item()
@@ -122,7 +142,7 @@ class World:
         self.storage.objects[(bucket, key)] = StoredObject(data, etag)
         return SourceObject(bucket, key, len(data), etag, iso_ms(T0))
 
-    def run(self, source: SourceObject, settings: Settings = SETTINGS, **kw: int) -> Outcome:
+    def run(self, source: SourceObject, settings: Settings = SETTINGS, **kw: Any) -> Outcome:
         clock: Iterator[datetime] = (T0 + timedelta(seconds=s) for s in range(1, 100))
         return process_source(
             source, settings, self.storage, self.catalog, now=lambda: next(clock), **kw
@@ -329,3 +349,58 @@ def test_the_output_bucket_is_never_processed(world: World) -> None:
     with pytest.raises(ValueError, match="recursion guard"):
         world.run(source)
     assert world.storage.gets == []
+
+
+# ------------------------------------------------------------------------------------- deadlines
+
+
+def test_every_call_through_the_ports_carries_the_records_deadline(world: World) -> None:
+    deadline = Deadline(60)
+    world.run(world.upload("timed.jpg", jpeg()), deadline=deadline)
+    assert len(world.storage.deadlines) == 1 + 4  # the fetch, and a put per rendition
+    assert len(world.catalog.deadlines) >= 2  # the duplicate lookup, and the record
+    assert all(d is deadline for d in world.storage.deadlines + world.catalog.deadlines)
+
+
+def test_a_record_whose_fetch_ran_long_stops_before_decoding(world: World) -> None:
+    """The fetch returns past the deadline: nothing is decoded, stored or recorded."""
+    world.storage.call_s = 10
+    deadline = Deadline(5, clock=lambda: world.storage.clock[0])
+    with pytest.raises(DeadlineExceeded, match="decode not started"):
+        world.run(world.upload("slow.jpg", jpeg()), deadline=deadline)
+    assert world.storage.gets == ["slow.jpg"]
+    assert world.storage.puts == {} and world.catalog.items == {}
+
+
+def test_a_record_running_short_while_storing_stops_before_the_next_put(world: World) -> None:
+    world.storage.call_s = 1
+    deadline = Deadline(2.5, clock=lambda: world.storage.clock[0])  # the get, then two puts
+    with pytest.raises(DeadlineExceeded, match="store 720p not started"):
+        world.run(world.upload("slow.jpg", jpeg()), deadline=deadline)
+    assert len(world.storage.puts) == 2 and world.catalog.items == {}
+
+
+def test_a_rejected_image_is_not_recorded_past_the_deadline(world: World) -> None:
+    world.storage.call_s = 10
+    deadline = Deadline(5, clock=lambda: world.storage.clock[0])
+    with pytest.raises(DeadlineExceeded, match="decode not started"):
+        world.run(world.upload("bad.jpg", b"not an image"), deadline=deadline)
+    assert world.catalog.items == {}
+
+
+def test_a_record_running_short_while_rendering_stops_before_the_next_rendition(
+    world: World,
+) -> None:
+    """The engine asks the deadline before the decode and before each rendition."""
+    checks: list[str] = []
+
+    class Recording(Deadline):
+        def check(self, stage: str) -> None:
+            checks.append(stage)
+            if checks.count("rendition") == 3:
+                raise DeadlineExceeded(f"{stage} not started: the record's deadline passed")
+
+    with pytest.raises(DeadlineExceeded, match="rendition not started"):
+        world.run(world.upload("big.jpg", jpeg(1200, 800)), deadline=Recording(60))
+    assert checks == ["lookup", "fetch", "decode", "rendition", "rendition", "rendition"]
+    assert world.storage.puts == {} and world.catalog.items == {}
