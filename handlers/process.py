@@ -4,10 +4,11 @@ Records of a batch run concurrently on ``IMGPIPE_WORKERS`` threads: Pillow relea
 in decode, resize and encode. Only transient failures are reported in ``batchItemFailures``;
 rejected images are recorded as FAILED and acknowledged, so a poison image never cycles.
 
-Clients, settings and the thread pool are built at import, in Lambda's init phase, which
-runs before the first event and does not count against its timeout. Each record then runs under a deadline,
-``IMGPIPE_SAFETY_MARGIN_MS`` before the invocation's end: checked before every stage, and
-bounding every AWS call's timeouts and retries, so a slow record fails alone, not the batch.
+Clients, settings and the thread pool are built at import, in Lambda's init phase, which runs
+before the first event and does not count against its timeout. Each record then runs under a
+deadline, ``IMGPIPE_SAFETY_MARGIN_MS`` before the invocation's end: checked before every
+stage, and bounding every AWS call's timeouts and retries, so a slow record fails alone, not
+the batch.
 
 When every record fails, the response lists every one (``raise_on_entire_batch_failure=False``)
 rather than raising: the event source mapping retries exactly the same messages either way,
