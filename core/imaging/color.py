@@ -1,12 +1,16 @@
 """Normalise decoded pixels to 8-bit sRGB (RGB or RGBA) and drop all metadata."""
 
 import io
-from functools import lru_cache
+from functools import cache, lru_cache
+from importlib.resources import files
 
 from PIL import Image, ImageCms, ImageMath
 
 _SIXTEEN_BIT_MODES = frozenset({"I;16", "I;16B", "I;16L", "I;16N", "I"})
-_ICC_MODES = frozenset({"RGB", "RGBA", "CMYK"})
+_ICC_MODES = frozenset({"RGB", "RGBA"})
+# CC0, from github.com/saucecontrol/Compact-ICC-Profiles: a perceptual CMYK-to-PCS mapping of
+# the CGATS TR 001 (SWOP) characterisation data, made as the default for CMYK without a profile.
+DEFAULT_CMYK_PROFILE = "CGATS001Compat-v2-micro.icc"
 
 
 def to_srgb8(image: Image.Image) -> Image.Image:
@@ -15,7 +19,10 @@ def to_srgb8(image: Image.Image) -> Image.Image:
     image = _to_eight_bit(image)
     if image.mode == "RGB" and "transparency" in image.info:  # a tRNS colour key
         image = image.convert("RGBA")  # before ICC: applyTransform drops ``info``
-    if icc and image.mode in _ICC_MODES:
+    if image.mode == "CMYK":  # never the naive formula: it crushes blacks and shifts blues
+        cmyk = (_transform_for(icc, "CMYK") if icc else None) or _default_cmyk_transform()
+        image = ImageCms.applyTransform(image, cmyk) or image
+    elif icc and image.mode in _ICC_MODES:
         transform = _transform_for(icc, image.mode)
         if transform is not None:
             image = ImageCms.applyTransform(image, transform) or image
@@ -85,6 +92,16 @@ def _transform_for(icc: bytes, mode: str) -> ImageCms.ImageCmsTransform | None:
         )
     except (ImageCms.PyCMSError, OSError, TypeError, ValueError):
         return None
+
+
+@cache
+def _default_cmyk_transform() -> ImageCms.ImageCmsTransform:
+    """For CMYK with no embedded profile, or a broken or non-CMYK one (as libvips does)."""
+    icc = files("core.imaging").joinpath("profiles", DEFAULT_CMYK_PROFILE).read_bytes()
+    transform = _transform_for(icc, "CMYK")
+    if transform is None:
+        raise RuntimeError(f"the bundled {DEFAULT_CMYK_PROFILE} does not load")
+    return transform
 
 
 _SRGB = ImageCms.createProfile("sRGB")
