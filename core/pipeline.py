@@ -90,12 +90,12 @@ def process_source(
     if source.removed:
         return _remove(source, settings, storage, catalog, attempts, now(), deadline)
     started_at = iso_ms(now())
-    order = source.order
+    order = (source.event_time, source.order)
     try:
         if source.size > settings.max_bytes:
             raise Rejected("too_large", f"event size {source.size} exceeds {settings.max_bytes}")
         deadline.check("lookup")
-        order = _event_order(catalog.get(source.image_id, deadline), source, settings.profile)
+        order = _recorded_as(catalog.get(source.image_id, deadline), source, settings.profile)
         deadline.check("fetch")
         fetch_started = time.perf_counter()
         data = storage.get(source.bucket, source.key, source.etag, settings.max_bytes, deadline)
@@ -136,26 +136,28 @@ def process_source(
     return _write(catalog, storage, settings, outcome, deadline)
 
 
-def _event_order(existing: ImageRecord | None, source: SourceObject, profile: str) -> str:
-    """The order to record ``source`` with, or Skipped: ``duplicate`` when this version was
+def _recorded_as(
+    existing: ImageRecord | None, source: SourceObject, profile: str
+) -> tuple[str, str]:
+    """The event time and order to record ``source`` with, or Skipped: ``duplicate`` when this version was
     processed with this profile, ``stale`` when a newer event is recorded (a deleted key
     stays deleted for its older creations).
 
     Another event for the version already recorded (a backfill or ``--reprocess`` of it,
     whose order is the object's LastModified, not S3's event time) renders it again and keeps
-    the recorded order, so the conditional write still refuses anything older.
+    the recorded time and order, so the conditional write still refuses anything older.
     """
     if existing is None:
-        return source.order
+        return source.event_time, source.order
     same_version = (
         existing.status is not Status.DELETED and bool(source.etag) and existing.etag == source.etag
     )
     if same_version and existing.is_processed(source.etag, profile):
         raise Skipped("duplicate", f"ETag {source.etag} already processed with profile {profile}")
     if existing.event_order <= source.order:
-        return source.order
+        return source.event_time, source.order
     if same_version:
-        return existing.event_order
+        return existing.event_time, existing.event_order
     raise Skipped("stale", f"a newer event ({existing.status.value}) is already recorded")
 
 
@@ -198,7 +200,7 @@ def _new_record(
     finished_at: str,
     attempts: int,
     *,
-    order: str,
+    order: tuple[str, str],
     reason: str | None = None,
     detail: str | None = None,
     result: RenderResult | None = None,
@@ -206,8 +208,9 @@ def _new_record(
     timings: Timings | None = None,
     profile: str | None = None,
 ) -> ImageRecord:
-    """The record of ``source``: a FAILED one has ``reason`` and ``detail``, a PROCESSED one
-    the render ``result``, the stored ``renditions`` and the ``timings``."""
+    """The record of ``source`` at ``order`` (event time, event order): a FAILED one has
+    ``reason`` and ``detail``, a PROCESSED one the render ``result``, the stored
+    ``renditions``, the ``timings`` and the ``profile``."""
     image = result.source if result else None
     return ImageRecord(
         bucket=source.bucket,
@@ -217,8 +220,8 @@ def _new_record(
         etag=source.etag,
         size=source.size,
         version_id=source.version_id,
-        event_time=source.event_time,
-        event_order=order,
+        event_time=order[0],
+        event_order=order[1],
         started_at=started_at,
         finished_at=finished_at,
         attempts=attempts,

@@ -178,5 +178,6 @@ def test_reprocessing_the_recorded_version_keeps_its_newer_order(world: World) -
     assert outcome.status == Status.PROCESSED
     record = world.record(source)
     assert record is not None and record.event_order == recorded.event_order
+    assert record.event_time == recorded.event_time
     older_version = replace(backfill, etag="0000000000", event_time=iso_ms(T0 - timedelta(days=1)))
     assert world.run(older_version).reason == "stale"
