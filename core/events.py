@@ -26,6 +26,9 @@ CREATED_PREFIX: Final = "ObjectCreated:"
 REMOVED_PREFIX: Final = "ObjectRemoved:"
 BACKFILL_EVENT_SOURCE: Final = "imgpipe:backfill"
 BACKFILL_EVENT_NAME: Final = "ObjectCreated:Backfill"
+# `imgpipe backfill --reprocess all`: render again even a version already processed with the
+# current profile (the only event name that forces; S3 never sends it).
+REPROCESS_EVENT_NAME: Final = "ObjectCreated:Reprocess"
 _SEQUENCER_WIDTH: Final = 32
 
 
@@ -43,6 +46,7 @@ class SourceObject:
     version_id: str | None = None
     sequencer: str | None = None
     removed: bool = False  # an ObjectRemoved record: the source is gone (size and ETag unknown)
+    force: bool = False  # a backfill --reprocess all record: render even a duplicate
 
     @property
     def image_id(self) -> str:
@@ -127,8 +131,9 @@ def _eventbridge_records(event: dict[str, Any]) -> list[dict[str, Any]]:
 def _parse_record(record: Any) -> SourceObject | None:
     if not isinstance(record, dict):
         raise NotAnS3Event("record is not an object")
-    if record.get("eventSource") not in (S3_EVENT_SOURCE, BACKFILL_EVENT_SOURCE):
-        raise NotAnS3Event(f"unexpected eventSource {record.get('eventSource')!r}")
+    event_source = record.get("eventSource")
+    if event_source not in (S3_EVENT_SOURCE, BACKFILL_EVENT_SOURCE):
+        raise NotAnS3Event(f"unexpected eventSource {event_source!r}")
     name = str(record.get("eventName", ""))
     removed = name.startswith(REMOVED_PREFIX)
     if not removed and not name.startswith(CREATED_PREFIX):
@@ -145,6 +150,7 @@ def _parse_record(record: Any) -> SourceObject | None:
             version_id=obj.get("versionId") or None,
             sequencer=obj.get("sequencer") or None,
             removed=removed,
+            force=event_source == BACKFILL_EVENT_SOURCE and name == REPROCESS_EVENT_NAME,
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise NotAnS3Event(f"malformed S3 record: {exc!r}") from exc
@@ -162,14 +168,20 @@ def iso_ms(moment: datetime) -> str:
 
 
 def backfill_record(
-    bucket: str, key: str, size: int, etag: str, last_modified: datetime
+    bucket: str,
+    key: str,
+    size: int,
+    etag: str,
+    last_modified: datetime,
+    event_name: str = BACKFILL_EVENT_NAME,
 ) -> dict[str, Any]:
-    """One S3-notification-shaped record for an existing object (the backfill contract)."""
+    """One S3-notification-shaped record for an existing object (the backfill contract);
+    ``event_name`` is ``REPROCESS_EVENT_NAME`` to render even an up-to-date image again."""
     return {
         "eventVersion": "2.1",
         "eventSource": BACKFILL_EVENT_SOURCE,
         "eventTime": iso_ms(last_modified),
-        "eventName": BACKFILL_EVENT_NAME,
+        "eventName": event_name,
         "s3": {
             "s3SchemaVersion": "1.0",
             "bucket": {"name": bucket, "arn": f"arn:aws:s3:::{bucket}"},
@@ -178,7 +190,14 @@ def backfill_record(
     }
 
 
-def backfill_message(bucket: str, key: str, size: int, etag: str, last_modified: datetime) -> str:
+def backfill_message(
+    bucket: str,
+    key: str,
+    size: int,
+    etag: str,
+    last_modified: datetime,
+    event_name: str = BACKFILL_EVENT_NAME,
+) -> str:
     """A message body holding one backfill record."""
-    record = backfill_record(bucket, key, size, etag, last_modified)
+    record = backfill_record(bucket, key, size, etag, last_modified, event_name)
     return json.dumps({"Records": [record]}, separators=(",", ":"))

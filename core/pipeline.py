@@ -152,7 +152,7 @@ def _recorded_as(
     same_version = (
         existing.status is not Status.DELETED and bool(source.etag) and existing.etag == source.etag
     )
-    if same_version and existing.is_processed(source.etag, profile):
+    if same_version and not source.force and existing.is_processed(source.etag, profile):
         raise Skipped("duplicate", f"ETag {source.etag} already processed with profile {profile}")
     if existing.event_order <= source.order:
         return source.event_time, source.order
