@@ -30,15 +30,6 @@ SETTINGS = Settings(
     workers=1,
     cdn_domain="",
 )
-PROCESSED_FIELDS = {
-    "image_id", "bucket", "key", "etag", "size", "version_id", "event_time", "event_order",
-    "started_at", "attempts", "renditions", "status", "reason", "format", "width", "height",
-    "timings_ms", "profile", "finished_at",
-}  # fmt: skip
-FAILED_FIELDS = {
-    "image_id", "bucket", "key", "etag", "size", "version_id", "event_time", "event_order",
-    "started_at", "attempts", "renditions", "status", "reason", "detail", "finished_at",
-}  # fmt: skip
 
 
 def jpeg(width: int = 96, height: int = 64) -> bytes:
