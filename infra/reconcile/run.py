@@ -18,7 +18,7 @@ from typing import Any, Final
 
 from core.aws import DynamoCatalog, S3Storage
 from core.catalog import Status
-from core.errors import Transient
+from core.errors import Rejected, Transient
 from core.events import SourceObject, iso_ms
 from core.pipeline import process_source
 from core.settings import Settings
@@ -198,9 +198,15 @@ class Reconcile:
         self.report.counts["fix_failed"] += len(items) - sent
 
     def _mark_deleted(self, key: str) -> None:
-        """The pipeline's removal, as of now: a tombstone, then the item's renditions deleted
-        (a newer upload's result is never overwritten: the write is conditional as always)."""
+        """The pipeline's removal, as of now: a tombstone, then the item's renditions deleted.
+        The object is looked up first: one uploaded again since the listing is left alone."""
         if self.fixers is None:
+            return
+        try:
+            if self.fixers.storage.head(self.settings.raw_bucket, key) is not None:
+                return
+        except (Transient, Rejected):
+            self.report.counts["fix_failed"] += 1
             return
         removal = SourceObject(
             self.settings.raw_bucket, key, 0, "", iso_ms(datetime.now(UTC)), removed=True

@@ -4,6 +4,7 @@ that the on-disk sort agrees with S3's listing order, with runs spilled every tw
 
 import argparse
 import json
+import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -11,13 +12,16 @@ import boto3
 import pytest
 from aws_helpers import drain_bodies, embedded_aws
 
-from core.aws import dynamodb_client, images_catalog, s3_client
+from core.aws import S3Storage, dynamodb_client, images_catalog, s3_client
 from core.catalog import ImageRecord, Rendition, Status
 from core.events import BACKFILL_EVENT_SOURCE, parse_body
 from core.settings import Settings
+from infra.backfill.clients import Clients
+from infra.backfill.options import Options
+from infra.backfill.sender import Sender
 from infra.commands import reconcile as command
 from infra.local.provision import Stack, provision
-from infra.reconcile.run import Reconcile
+from infra.reconcile.run import Fixers, Reconcile
 
 UP_TO_DATE = ("Zed.jpg", "a b.jpg")  # raw object, PROCESSED item, its rendition stored
 WITHOUT_RESULT = ("lost.jpg", "ünï/😀 1.jpg")  # raw object, no item
@@ -134,3 +138,33 @@ def test_fix_enqueues_marks_deleted_and_deletes(
     code, again = reconcile(capsys, stack, "--min-age", "0")
     assert found(again, "result_without_source") == found(again, "unreferenced_rendition") == []
     assert again["counts"]["source_without_result"] == 3  # sent, not yet processed
+
+
+def test_fix_leaves_a_result_whose_source_came_back_since_the_listing(stack: Stack) -> None:
+    """The orphan's object is uploaded again right after the raw bucket's listing: --fix looks
+    it up before marking the item DELETED, and leaves it and its rendition alone."""
+    settings = Settings.from_env({"IMGPIPE_RAW_BUCKET": stack.raw_bucket,
+                                  "IMGPIPE_OUTPUT_BUCKET": stack.output_bucket,
+                                  "IMGPIPE_TABLE": stack.table,
+                                  "IMGPIPE_QUEUE_URL": stack.queue_url})  # fmt: skip
+    lister, listed = s3_client(), []
+
+    def reupload(**_: Any) -> None:
+        if listed[-1] == stack.raw_bucket:
+            s3_client().put_object(Bucket=stack.raw_bucket, Key=ORPHAN, Body=b"back")
+
+    lister.meta.events.register(
+        "before-parameter-build.s3.ListObjectsV2",
+        lambda params, **_: listed.append(params["Bucket"]),
+    )
+    lister.meta.events.register("after-call.s3.ListObjectsV2", reupload)
+    fixers = Fixers(Sender(Options(stack.raw_bucket, stack.queue_url, head=False),
+                           Clients(lister, boto3.client("sqs")), threading.Event(),
+                           threading.Event(), None),
+                    S3Storage(s3_client()), images_catalog(stack.table))  # fmt: skip
+    report = Reconcile(settings, lister, dynamodb_client(), fixers=fixers, min_age_s=0).run()
+    assert [f["key"] for f in report.samples["result_without_source"]] == [ORPHAN]
+    assert report.counts["marked_deleted"] == 0
+    orphan = images_catalog(stack.table).get(f"{stack.raw_bucket}/{ORPHAN}")
+    assert orphan is not None and orphan.status == Status.PROCESSED
+    assert f"thumb/{ORPHAN}.e0-p.webp" in stored(stack.output_bucket)
