@@ -168,3 +168,21 @@ def test_fix_leaves_a_result_whose_source_came_back_since_the_listing(stack: Sta
     orphan = images_catalog(stack.table).get(f"{stack.raw_bucket}/{ORPHAN}")
     assert orphan is not None and orphan.status == Status.PROCESSED
     assert f"thumb/{ORPHAN}.e0-p.webp" in stored(stack.output_bucket)
+
+
+def test_a_stopped_run_says_it_is_incomplete(stack: Stack) -> None:
+    """Ctrl-C sets the stop flag: the run ends after the page in hand, reported interrupted."""
+    settings = Settings.from_env({"IMGPIPE_RAW_BUCKET": stack.raw_bucket,
+                                  "IMGPIPE_OUTPUT_BUCKET": stack.output_bucket,
+                                  "IMGPIPE_TABLE": stack.table})  # fmt: skip
+    stop = threading.Event()
+    pages: list[str] = []
+
+    def tick(phase: str, _counts: dict[str, int]) -> None:
+        pages.append(phase)
+        stop.set()  # as the signal handler would, during the first page
+
+    run = Reconcile(settings, s3_client(), dynamodb_client(), min_age_s=0, stop=stop)
+    report = run.run(tick)
+    assert (report.interrupted, report.complete) == (True, False)
+    assert pages == ["scan"] and report.counts["raw_listed"] == 0
