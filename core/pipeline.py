@@ -1,5 +1,7 @@
-"""The per-record pipeline: fetch -> render -> store -> record, over the storage and catalog
-ports of ``core.ports`` (``core.aws`` implements them with boto3).
+"""The per-record pipeline: fetch -> render -> store -> record -> clean up, over the storage
+and catalog ports of ``core.ports`` (``core.aws`` implements them with boto3). A removal
+records a DELETED tombstone, then cleans up; the clean-up deletes the outputs that the
+written item no longer points at (README, "An image's life").
 
 Outcomes follow DESIGN.md's taxonomy: a rejected image is recorded as FAILED and acknowledged,
 a skipped record is acknowledged, and a transient failure propagates so the message is retried.
