@@ -19,7 +19,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from core.catalog import ImageRecord
 from core.errors import AccessDenied, Rejected, Skipped, Transient
-from core.ports import Deadline, DeadlineExceeded
+from core.ports import Deadline, DeadlineExceeded, Replaced
 
 # Every attempt of a call gets at most this to connect, and to wait for each read; under a
 # deadline, the read wait is cut to what the deadline leaves after the connect.
@@ -168,6 +168,18 @@ class S3Storage:
         except BotoCoreError as exc:
             raise Transient(f"PutObject s3://{bucket}/{key}: {exc}") from exc
 
+    def delete(self, bucket: str, keys: Iterable[str], deadline: Deadline | None = None) -> None:
+        """One DeleteObject per key (an image has a handful): S3 answers 204 for a missing
+        key too, so a retried cleanup is harmless."""
+        for key in sorted(set(keys)):
+            try:
+                with _within(deadline):
+                    self.client.delete_object(Bucket=bucket, Key=key)
+            except ClientError as exc:
+                raise _transient(f"DeleteObject s3://{bucket}/{key}", exc) from exc
+            except BotoCoreError as exc:
+                raise Transient(f"DeleteObject s3://{bucket}/{key}: {exc}") from exc
+
     def head(self, bucket: str, key: str) -> Mapping[str, Any] | None:
         try:
             return dict(self.client.head_object(Bucket=bucket, Key=key))
@@ -270,22 +282,26 @@ class DynamoCatalog:
             f"BatchGetItem {name}: {left} keys unprocessed after {_BATCH_GET_ROUNDS} calls"
         )
 
-    def put(self, record: ImageRecord, deadline: Deadline | None = None) -> bool:
+    def put(self, record: ImageRecord, deadline: Deadline | None = None) -> Replaced | None:
+        """The conditional write (an older event never overwrites a newer one), returning the
+        item it replaced (``ReturnValues=ALL_OLD``: read in the same atomic operation)."""
         try:
             with _within(deadline):
-                self.client.put_item(
+                response = self.client.put_item(
                     TableName=self.table,
                     Item=to_dynamo(record.to_item()),
                     ConditionExpression="attribute_not_exists(image_id) OR event_order <= :order",
                     ExpressionAttributeValues={":order": {"S": record.event_order}},
+                    ReturnValues="ALL_OLD",
                 )
         except ClientError as exc:
             if error_code(exc) == "ConditionalCheckFailedException":
-                return False
+                return None
             raise _transient(f"PutItem {record.image_id}", exc) from exc
         except BotoCoreError as exc:
             raise Transient(f"PutItem {record.image_id}: {exc}") from exc
-        return True
+        old = response.get("Attributes")
+        return Replaced(ImageRecord.from_item(from_dynamo(old)) if old else None)
 
 
 _SERIALIZER: Final = TypeSerializer()

@@ -16,6 +16,7 @@ class Status(StrEnum):
 
     PROCESSED = "PROCESSED"
     FAILED = "FAILED"
+    DELETED = "DELETED"  # the source was removed: no renditions, forgotten after ``expires_at``
 
 
 class Stage(StrEnum):
@@ -87,8 +88,10 @@ class Rendition:
 class ImageRecord:
     """What the pipeline recorded for one source object, keyed by ``{bucket}/{key}``.
 
-    ``detail`` belongs to FAILED records; ``format``, ``width``, ``height`` and ``timings_ms``
-    to PROCESSED ones, and each is left out of the item when it is None. The defaults are for
+    ``detail`` belongs to FAILED records; ``format``, ``width``, ``height``, ``timings_ms`` and
+    ``profile`` (``core.imaging.profile``) to PROCESSED ones; ``deleted_at`` and ``expires_at``
+    (epoch seconds, the table's TTL attribute) to DELETED ones. Each is left out of the item
+    when it is None. The defaults are for
     reading items that were not written by the pipeline (hand-made ones in tests and tools).
     """
 
@@ -110,14 +113,24 @@ class ImageRecord:
     width: int | None = None
     height: int | None = None
     timings_ms: Timings | None = None
+    profile: str | None = None
+    deleted_at: str | None = None
+    expires_at: int | None = None
 
     @property
     def image_id(self) -> str:
         return f"{self.bucket}/{self.key}"
 
-    def is_processed(self, etag: str) -> bool:
-        """Whether this very version of the source (by ETag) was already processed."""
-        return self.status is Status.PROCESSED and self.etag == etag
+    @property
+    def output_keys(self) -> frozenset[str]:
+        """The stored objects this record points at (renditions may share one)."""
+        return frozenset(rendition.key for rendition in self.renditions)
+
+    def is_processed(self, etag: str, profile: str | None = None) -> bool:
+        """Whether this very version of the source (by ETag) was already processed, and with
+        ``profile`` when one is given (a record without a profile predates profiles)."""
+        same_profile = profile is None or self.profile == profile
+        return self.status is Status.PROCESSED and self.etag == etag and same_profile
 
     def to_item(self) -> dict[str, Any]:
         item: dict[str, Any] = {
@@ -141,6 +154,9 @@ class ImageRecord:
             "width": self.width,
             "height": self.height,
             "timings_ms": self.timings_ms.to_item() if self.timings_ms is not None else None,
+            "profile": self.profile,
+            "deleted_at": self.deleted_at,
+            "expires_at": self.expires_at,
         }
         item.update((name, value) for name, value in optional.items() if value is not None)
         item["finished_at"] = self.finished_at
@@ -171,6 +187,9 @@ class ImageRecord:
             width=_optional_int(item.get("width")),
             height=_optional_int(item.get("height")),
             timings_ms=Timings.from_item(timings) if timings is not None else None,
+            profile=item.get("profile"),
+            deleted_at=item.get("deleted_at"),
+            expires_at=_optional_int(item.get("expires_at")),
         )
 
 

@@ -17,8 +17,18 @@ from urllib.parse import quote_plus, unquote_plus
 S3_EVENT_SOURCE: Final = "aws:s3"
 EVENTBRIDGE_SOURCE: Final = "aws.s3"
 EVENTBRIDGE_CREATED: Final = "Object Created"
+EVENTBRIDGE_DELETED: Final = "Object Deleted"
+_EVENTBRIDGE_NAMES: Final = {
+    EVENTBRIDGE_CREATED: "ObjectCreated",
+    EVENTBRIDGE_DELETED: "ObjectRemoved",
+}
+CREATED_PREFIX: Final = "ObjectCreated:"
+REMOVED_PREFIX: Final = "ObjectRemoved:"
 BACKFILL_EVENT_SOURCE: Final = "imgpipe:backfill"
 BACKFILL_EVENT_NAME: Final = "ObjectCreated:Backfill"
+# `imgpipe backfill --reprocess all`: render again even a version already processed with the
+# current profile (the only event name that forces; S3 never sends it).
+REPROCESS_EVENT_NAME: Final = "ObjectCreated:Reprocess"
 _SEQUENCER_WIDTH: Final = 32
 
 
@@ -35,6 +45,8 @@ class SourceObject:
     event_time: str
     version_id: str | None = None
     sequencer: str | None = None
+    removed: bool = False  # an ObjectRemoved record: the source is gone (size and ETag unknown)
+    force: bool = False  # a backfill --reprocess all record: render even a duplicate
 
     @property
     def image_id(self) -> str:
@@ -49,8 +61,9 @@ class SourceObject:
 
 
 def parse_body(body: str) -> list[SourceObject]:
-    """The ObjectCreated records of one message body ([] for ``s3:TestEvent`` or other events),
-    bare or in an SNS envelope; an EventBridge ``Object Created`` event counts as one record.
+    """The ObjectCreated and ObjectRemoved records of one message body ([] for
+    ``s3:TestEvent`` or other events), bare or in an SNS envelope; an EventBridge ``Object
+    Created`` or ``Object Deleted`` event counts as one record.
 
     Raises NotAnS3Event for anything that is not an S3 notification or backfill message.
     """
@@ -80,7 +93,7 @@ def _json_object(text: Any, what: str) -> dict[str, Any]:
 
 def _eventbridge_records(event: dict[str, Any]) -> list[dict[str, Any]]:
     """The notification record an EventBridge event from S3 stands for ([] for the event types
-    other than ``Object Created``, as for notification records other than ObjectCreated).
+    other than ``Object Created`` and ``Object Deleted``, as for the other notification records).
 
     EventBridge names the fields differently and sends the key as it is, not URL-encoded
     (a ``:`` arrives as ``:``, where a notification has ``%3A``), so the key is encoded the
@@ -88,7 +101,8 @@ def _eventbridge_records(event: dict[str, Any]) -> list[dict[str, Any]]:
     """
     if event.get("source") != EVENTBRIDGE_SOURCE:
         raise NotAnS3Event(f"unexpected EventBridge source {event.get('source')!r}")
-    if event.get("detail-type") != EVENTBRIDGE_CREATED:
+    name = _EVENTBRIDGE_NAMES.get(str(event.get("detail-type")))
+    if name is None:
         return []
     try:
         detail = event["detail"]
@@ -96,7 +110,7 @@ def _eventbridge_records(event: dict[str, Any]) -> list[dict[str, Any]]:
         return [
             {
                 "eventSource": S3_EVENT_SOURCE,
-                "eventName": f"ObjectCreated:{detail.get('reason', '')}",
+                "eventName": f"{name}:{detail.get('reason', '')}",
                 "eventTime": event["time"],
                 "s3": {
                     "bucket": {"name": detail["bucket"]["name"]},
@@ -117,9 +131,12 @@ def _eventbridge_records(event: dict[str, Any]) -> list[dict[str, Any]]:
 def _parse_record(record: Any) -> SourceObject | None:
     if not isinstance(record, dict):
         raise NotAnS3Event("record is not an object")
-    if record.get("eventSource") not in (S3_EVENT_SOURCE, BACKFILL_EVENT_SOURCE):
-        raise NotAnS3Event(f"unexpected eventSource {record.get('eventSource')!r}")
-    if not str(record.get("eventName", "")).startswith("ObjectCreated:"):
+    event_source = record.get("eventSource")
+    if event_source not in (S3_EVENT_SOURCE, BACKFILL_EVENT_SOURCE):
+        raise NotAnS3Event(f"unexpected eventSource {event_source!r}")
+    name = str(record.get("eventName", ""))
+    removed = name.startswith(REMOVED_PREFIX)
+    if not removed and not name.startswith(CREATED_PREFIX):
         return None
     try:
         s3 = record["s3"]
@@ -132,6 +149,8 @@ def _parse_record(record: Any) -> SourceObject | None:
             event_time=_normalise_time(str(record["eventTime"])),
             version_id=obj.get("versionId") or None,
             sequencer=obj.get("sequencer") or None,
+            removed=removed,
+            force=event_source == BACKFILL_EVENT_SOURCE and name == REPROCESS_EVENT_NAME,
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise NotAnS3Event(f"malformed S3 record: {exc!r}") from exc
@@ -149,14 +168,20 @@ def iso_ms(moment: datetime) -> str:
 
 
 def backfill_record(
-    bucket: str, key: str, size: int, etag: str, last_modified: datetime
+    bucket: str,
+    key: str,
+    size: int,
+    etag: str,
+    last_modified: datetime,
+    event_name: str = BACKFILL_EVENT_NAME,
 ) -> dict[str, Any]:
-    """One S3-notification-shaped record for an existing object (the backfill contract)."""
+    """One S3-notification-shaped record for an existing object (the backfill contract);
+    ``event_name`` is ``REPROCESS_EVENT_NAME`` to render even an up-to-date image again."""
     return {
         "eventVersion": "2.1",
         "eventSource": BACKFILL_EVENT_SOURCE,
         "eventTime": iso_ms(last_modified),
-        "eventName": BACKFILL_EVENT_NAME,
+        "eventName": event_name,
         "s3": {
             "s3SchemaVersion": "1.0",
             "bucket": {"name": bucket, "arn": f"arn:aws:s3:::{bucket}"},
@@ -165,7 +190,14 @@ def backfill_record(
     }
 
 
-def backfill_message(bucket: str, key: str, size: int, etag: str, last_modified: datetime) -> str:
+def backfill_message(
+    bucket: str,
+    key: str,
+    size: int,
+    etag: str,
+    last_modified: datetime,
+    event_name: str = BACKFILL_EVENT_NAME,
+) -> str:
     """A message body holding one backfill record."""
-    record = backfill_record(bucket, key, size, etag, last_modified)
+    record = backfill_record(bucket, key, size, etag, last_modified, event_name)
     return json.dumps({"Records": [record]}, separators=(",", ":"))

@@ -3,7 +3,8 @@
 
 import math
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 from typing import Protocol
 
 from core.catalog import ImageRecord
@@ -57,9 +58,20 @@ class Storage(Protocol):
         deadline: Deadline | None = None,
     ) -> None: ...
 
+    def delete(self, bucket: str, keys: Iterable[str], deadline: Deadline | None = None) -> None:
+        """Delete ``keys`` (a missing key is no error)."""
+
+
+@dataclass(frozen=True)
+class Replaced:
+    """A write that won: ``previous`` is the item it replaced, read atomically with the write
+    (None when there was none), so its outputs can be cleaned up without a race."""
+
+    previous: ImageRecord | None
+
 
 class Catalog(Protocol):
     def get(self, image_id: str, deadline: Deadline | None = None) -> ImageRecord | None: ...
 
-    def put(self, record: ImageRecord, deadline: Deadline | None = None) -> bool:
-        """Write ``record`` unless a newer event already wrote one; False when it was older."""
+    def put(self, record: ImageRecord, deadline: Deadline | None = None) -> Replaced | None:
+        """Write ``record`` unless a newer event already wrote one (then None)."""

@@ -5,6 +5,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from core.imaging.decode import Limits
+from core.imaging.profile import rendering_profile
 from core.imaging.specs import RenditionSpec, parse_renditions
 
 # What one record may add to the process's peak RSS, per decoded pixel, at worst. Measured at
@@ -44,6 +45,12 @@ class Settings:
     workers: int
     cdn_domain: str
     safety_margin_ms: int = 10_000
+    deleted_retention_days: int = 30
+
+    @property
+    def profile(self) -> str:
+        """The rendering profile of these renditions (``core.imaging.profile``)."""
+        return rendering_profile(self.renditions)
 
     @property
     def cdn_url(self) -> str:
@@ -73,6 +80,7 @@ class Settings:
             workers=_positive_int(env, "IMGPIPE_WORKERS", workers),
             cdn_domain=env.get("IMGPIPE_CDN_DOMAIN", ""),
             safety_margin_ms=_positive_int(env, "IMGPIPE_SAFETY_MARGIN_MS", 10_000),
+            deleted_retention_days=_positive_int(env, "IMGPIPE_DELETED_RETENTION_DAYS", 30),
         )
 
     def check_processing(self) -> None:

@@ -114,6 +114,11 @@ def _process(rt: Runtime, source: SourceObject, attempts: int, deadline: Deadlin
             extra={"key": source.key, "reason": "transient", "error": repr(exc)},
         )
         raise
+    if outcome.leftover:  # the record is written; reconcile --fix deletes what is left
+        logger.warning(
+            "outputs left behind: their deletion failed",
+            extra={"key": source.key, "reason": "cleanup_failed", "leftover": outcome.leftover},
+        )
     logger.info(
         outcome.status.lower(),
         extra={
@@ -146,8 +151,12 @@ def emit_metrics(outcomes: Iterable[Outcome]) -> None:
             metrics.add_metric("BytesOut", MetricUnit.Bytes, outcome.bytes_out)
         elif outcome.status == Status.FAILED:
             failed[outcome.reason or "unknown"] += 1
+        elif outcome.status == Status.DELETED:
+            metrics.add_metric("ImagesDeleted", MetricUnit.Count, 1)
         else:
             metrics.add_metric("ImagesSkipped", MetricUnit.Count, 1)
+        if outcome.leftover:
+            metrics.add_metric("OutputsLeftBehind", MetricUnit.Count, len(outcome.leftover))
     if is_metrics_disabled():  # single_metric prints regardless; the flush of log_metrics asks
         return
     for reason, count in failed.items():

@@ -7,7 +7,7 @@ import sys
 from collections.abc import Sequence
 
 # Sub-command modules are imported on demand so that `imgpipe render` never pays for boto3.
-COMMAND_MODULES = ("render", "bench", "demo", "up", "worker", "backfill", "loadtest")
+COMMAND_MODULES = ("render", "bench", "demo", "up", "worker", "backfill", "reconcile", "loadtest")
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, as a shell reports it
 EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE
 

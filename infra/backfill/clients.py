@@ -64,7 +64,7 @@ def make_clients(options: Options, session: Any | None = None) -> Clients:
         ),
     )
     dynamodb = None
-    if options.skip_processed:
+    if options.reads_table:
         dynamodb = boto.client("dynamodb", config=Config(max_pool_connections=senders + 4))
     return Clients(s3=s3, sqs=sqs, dynamodb=dynamodb)
 

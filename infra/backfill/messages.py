@@ -5,7 +5,7 @@ from datetime import UTC, datetime
 from typing import Final
 from urllib.parse import quote_plus
 
-from core.events import backfill_message, iso_ms
+from core.events import BACKFILL_EVENT_NAME, backfill_message, iso_ms
 
 _SAFE_KEY: Final = re.compile(r"[A-Za-z0-9_.~/-]*")  # quote_plus(key, safe="/") leaves these
 _SAFE_ETAG: Final = re.compile(r"[A-Za-z0-9-]*")
@@ -24,9 +24,12 @@ class MessageBuilder:
     _SIZE = 987654321987654321
     _TIME = datetime(2001, 2, 3, 4, 5, 6, 789000, tzinfo=UTC)
 
-    def __init__(self, bucket: str) -> None:
+    def __init__(self, bucket: str, event_name: str = BACKFILL_EVENT_NAME) -> None:
         self.bucket = bucket
-        template = backfill_message(bucket, self._KEY, self._SIZE, self._ETAG, self._TIME)
+        self.event_name = event_name
+        template = backfill_message(
+            bucket, self._KEY, self._SIZE, self._ETAG, self._TIME, event_name
+        )
         slots = {self._KEY: "{0}", str(self._SIZE): "{1}", self._ETAG: "{2}"}
         slots[iso_ms(self._TIME)] = "{3}"
         self._format: str | None = None
@@ -51,10 +54,8 @@ class MessageBuilder:
         return text
 
     def build(self, key: str, size: int, etag: str, modified: datetime) -> str:
-        if self._format is None:
-            return backfill_message(self.bucket, key, size, etag, modified)
+        if self._format is None or not _SAFE_ETAG.fullmatch(etag.strip('"')):
+            return backfill_message(self.bucket, key, size, etag, modified, self.event_name)
         etag = etag.strip('"')
-        if not _SAFE_ETAG.fullmatch(etag):
-            return backfill_message(self.bucket, key, size, etag, modified)
         encoded = key if _SAFE_KEY.fullmatch(key) else quote_plus(key, safe="/")
         return self._format.format(encoded, int(size), etag, self.event_time(modified))

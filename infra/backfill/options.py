@@ -12,6 +12,7 @@ from infra.backfill.filters import DEFAULT_SUFFIXES, Filters
 
 LIST_PAGE_SIZE: Final = 1000
 MAX_DEFAULT_PROCESSES: Final = 4  # each sender process costs about 50 MB
+REPROCESS_CHOICES: Final = ("outdated", "all")
 _SIZE_UNITS: Final = {
     "": 1, "b": 1, "k": 1024, "kb": 1024, "kib": 1024, "m": 1024**2, "mb": 1024**2,
     "mib": 1024**2, "g": 1024**3, "gb": 1024**3, "gib": 1024**3,
@@ -28,7 +29,10 @@ class Options:
     queue_url: str
     filters: Filters = field(default_factory=Filters)
     head: bool = True  # HeadObject keys whose size/ETag/time the source does not give
-    skip_processed: bool = False
+    skip_processed: bool = False  # skip keys PROCESSED with the same ETag and ``profile``
+    reprocess: str | None = None  # "outdated": only keys PROCESSED with another profile;
+    # "all": every key, rendered again even when up to date
+    profile: str = ""  # the rendering profile the process function runs with
     table: str | None = None
     concurrency: int = 8  # sender threads in all
     head_concurrency: int = 32
@@ -44,6 +48,11 @@ class Options:
     sample_size: int = 10
     queue_units: int | None = None  # bounded queue length (default: 2 per sender)
     page_size: int = LIST_PAGE_SIZE  # ListObjectsV2 MaxKeys (one resumable chunk per page)
+
+    @property
+    def reads_table(self) -> bool:
+        """Whether keys are looked up in the images table before they are sent."""
+        return self.skip_processed or self.reprocess == "outdated"
 
     def share(self, total: int) -> int:
         """One process's share of ``total`` threads."""

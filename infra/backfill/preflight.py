@@ -21,8 +21,14 @@ def check_options(options: Options, source: Source) -> None:
         raise BackfillError("--concurrency must be at least 1")
     if options.processes < 1:
         raise BackfillError("--processes must be at least 1")
-    if options.skip_processed and not options.table:
-        raise BackfillError("--skip-processed needs --table (or IMGPIPE_TABLE)")
+    if options.skip_processed and options.reprocess:
+        raise BackfillError(
+            "--skip-processed and --reprocess contradict each other: "
+            "--reprocess outdated already sends only images rendered with another profile"
+        )
+    if options.reads_table and not options.table:
+        flag = "--skip-processed" if options.skip_processed else "--reprocess outdated"
+        raise BackfillError(f"{flag} needs --table (or IMGPIPE_TABLE)")
     if not options.queue_url and not options.dry_run:
         raise BackfillError("--queue-url (or IMGPIPE_QUEUE_URL) is required")
     if not options.head:
@@ -33,6 +39,7 @@ def check_options(options: Options, source: Source) -> None:
                 ("--min-size/--max-size", "size", options.filters.needs_size),
                 ("--modified-after/--modified-before", "time", options.filters.needs_time),
                 ("--skip-processed", "etag", options.skip_processed),
+                ("--reprocess outdated", "etag", options.reprocess == "outdated"),
             )
             if used and field_name not in provided
         ]
@@ -55,7 +62,7 @@ def preflight(options: Options, clients: Clients) -> list[str]:
             raise BackfillError(
                 f"cannot use queue {options.queue_url}: {describe_error(exc)}"
             ) from exc
-    if options.skip_processed and clients.dynamodb is not None and options.table:
+    if options.reads_table and clients.dynamodb is not None and options.table:
         probe = {options.table: {"Keys": [{"image_id": {"S": "imgpipe-backfill/preflight"}}]}}
         try:
             clients.dynamodb.batch_get_item(RequestItems=probe)

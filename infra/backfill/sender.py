@@ -9,7 +9,7 @@ from queue import Empty
 from typing import Any, Final
 
 from core.catalog import Status
-from core.events import iso_ms
+from core.events import BACKFILL_EVENT_NAME, REPROCESS_EVENT_NAME, iso_ms
 from infra.backfill.clients import FATAL_CODES, MISSING_CODES, Clients, error_code
 from infra.backfill.messages import MessageBuilder
 from infra.backfill.options import Options
@@ -33,8 +33,8 @@ Entry = dict[str, str]  # a SendMessageBatch entry: {"Id": ..., "MessageBody": .
 
 class Sender:
     """Sends work units: HeadObject where the source lacks metadata, the metadata filters,
-    BatchGetItem (--skip-processed), then SendMessageBatch with retries. One per process,
-    shared by that process's sender threads."""
+    BatchGetItem (--skip-processed, --reprocess outdated), then SendMessageBatch with retries.
+    One per process, shared by that process's sender threads."""
 
     def __init__(
         self,
@@ -49,7 +49,10 @@ class Sender:
     ) -> None:
         self.options = options
         self.clients = clients
-        self.builder = MessageBuilder(options.bucket)
+        forced = options.reprocess == "all"
+        self.builder = MessageBuilder(
+            options.bucket, REPROCESS_EVENT_NAME if forced else BACKFILL_EVENT_NAME
+        )
         self.bucket_limit = limit
         self.failures = FailureLog(options.failures_path)
         self.sample: list[dict[str, Any]] = []
@@ -83,9 +86,9 @@ class Sender:
             before = len(resolved)
             items = [i for i in resolved if opts.filters.metadata_ok(i.size, i.modified)]
             counts["filtered"] += before - len(items)
-        if opts.skip_processed and items:
+        if opts.reads_table and items:
             before = len(items)
-            items = self._drop_processed(items)
+            items = self._select_by_record(items)
             counts["skipped_processed"] += before - len(items)
         if not items:
             return counts
@@ -213,20 +216,43 @@ class Sender:
                 return None, "stopped"
         return None, error
 
-    def _drop_processed(self, items: list[Item]) -> list[Item]:
-        """Items not already PROCESSED with the same ETag. If the table cannot be read after
-        retries, everything is sent (a duplicate is harmless; the handler skips it)."""
+    def _select_by_record(self, items: list[Item]) -> list[Item]:
+        """With --skip-processed, the items not already PROCESSED with the same ETag and the
+        current profile; with --reprocess outdated, only those PROCESSED with another profile
+        (or none: recorded before profiles). If the table cannot be read after retries, every
+        item is sent (a duplicate is harmless; the handler skips it)."""
+        opts = self.options
+        recorded = self._processed_records(items)
+        if recorded is None:
+            return items
+        bucket, profile = opts.bucket, opts.profile
+        if opts.reprocess == "outdated":
+            return [
+                item
+                for item in items
+                if (found := recorded.get(f"{bucket}/{item.key}")) and found[1] != profile
+            ]
+        return [
+            item
+            for item in items
+            if not item.etag
+            or recorded.get(f"{bucket}/{item.key}") != (item.etag.strip('"'), profile)
+        ]
+
+    def _processed_records(self, items: list[Item]) -> dict[str, tuple[str, str]] | None:
+        """The (ETag, profile) of the items recorded PROCESSED, by image id, from BatchGetItems
+        of the unit (at most 100 keys); None when the table cannot be read after retries."""
         table = self.options.table
         dynamodb = self.clients.dynamodb
         assert table is not None and dynamodb is not None
         bucket = self.options.bucket
         ids = list(dict.fromkeys(f"{bucket}/{item.key}" for item in items))
-        done: dict[str, str] = {}
+        done: dict[str, tuple[str, str]] = {}
         request: dict[str, Any] | None = {
             table: {
                 "Keys": [{"image_id": {"S": image_id}} for image_id in ids],
-                "ProjectionExpression": "image_id, #s, etag",
-                "ExpressionAttributeNames": {"#s": "status"},
+                "ProjectionExpression": "image_id, #s, etag, #p",
+                "ExpressionAttributeNames": {"#s": "status", "#p": "profile"},
             }
         }
         attempt = 0
@@ -237,17 +263,14 @@ class Sender:
                 response = {"UnprocessedKeys": request}
             for row in response.get("Responses", {}).get(table, []):
                 if row.get("status", {}).get("S") == Status.PROCESSED:
-                    done[row["image_id"]["S"]] = row.get("etag", {}).get("S", "")
+                    etag = row.get("etag", {}).get("S", "")
+                    done[row["image_id"]["S"]] = (etag, row.get("profile", {}).get("S", ""))
             request = response.get("UnprocessedKeys") or None
             if request:
                 attempt += 1
                 if attempt > self.options.retries or self._stop.wait(self._backoff(attempt)):
-                    break
-        return [
-            item
-            for item in items
-            if not item.etag or done.get(f"{bucket}/{item.key}") != item.etag.strip('"')
-        ]
+                    return None
+        return done
 
     def keep_sample(self, items: list[Item]) -> None:
         with self._sample_lock:

@@ -20,10 +20,12 @@ from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
+from core.imaging import SpecError, parse_renditions, rendering_profile
 from core.settings import Settings, SettingsError
 from infra.backfill.filters import Filters
 from infra.backfill.options import (
     MAX_DEFAULT_PROCESSES,
+    REPROCESS_CHOICES,
     BackfillError,
     Options,
     default_processes,
@@ -131,11 +133,25 @@ def _add_filter_arguments(parser: argparse.ArgumentParser) -> None:
     filters.add_argument(
         "--skip-processed",
         action="store_true",
-        help="skip keys the images table has as PROCESSED with the same ETag",
+        help="skip keys the images table has as PROCESSED with the same ETag and the current "
+        "rendering profile (so images rendered with an older preset or engine are sent)",
+    )
+    filters.add_argument(
+        "--reprocess",
+        choices=REPROCESS_CHOICES,
+        help="what to render again: 'outdated' sends only keys PROCESSED with another profile "
+        "than the current one; 'all' sends every key, rendered again even when up to date",
+    )
+    filters.add_argument(
+        "--renditions",
+        metavar="PRESET|JSON",
+        help="the process function's IMGPIPE_RENDITIONS, which the current profile is computed "
+        "from (default: $IMGPIPE_RENDITIONS, else 'default')",
     )
     filters.add_argument(
         "--table",
-        help="the images table for --skip-processed (default: $IMGPIPE_TABLE)",
+        help="the images table for --skip-processed and --reprocess outdated "
+        "(default: $IMGPIPE_TABLE)",
     )
 
 
@@ -227,7 +243,8 @@ def options_from_args(args: argparse.Namespace) -> Options:
             if args.state
             else Path("imgpipe-backfill-failures.jsonl")
         )
-    table = args.table or (_setting("table") if args.skip_processed else "")
+    reads_table = args.skip_processed or args.reprocess == "outdated"
+    table = args.table or (_setting("table") if reads_table else "")
     return Options(
         bucket=bucket,
         queue_url=args.queue_url or _setting("queue_url"),
@@ -241,6 +258,8 @@ def options_from_args(args: argparse.Namespace) -> Options:
         ),
         head=args.head,
         skip_processed=args.skip_processed,
+        reprocess=args.reprocess,
+        profile=_profile(args.renditions) if reads_table else "",
         table=table or None,
         concurrency=args.concurrency,
         head_concurrency=args.head_concurrency,
@@ -254,6 +273,16 @@ def options_from_args(args: argparse.Namespace) -> Options:
         sample_size=max(0, args.sample),
         page_size=max(1, min(1000, args.page_size)),
     )
+
+
+def _profile(renditions: str | None) -> str:
+    """The rendering profile of ``--renditions``, else of the environment's setting."""
+    try:
+        if renditions is not None:
+            return rendering_profile(parse_renditions(renditions))
+        return Settings.from_env().profile
+    except (SettingsError, SpecError) as exc:
+        raise BackfillError(str(exc)) from exc
 
 
 def _setting(name: str) -> str:

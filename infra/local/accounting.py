@@ -1,4 +1,5 @@
-"""Account for every key sent into the pipeline: PROCESSED, FAILED (with a reason) or DLQ."""
+"""Account for every key sent into the pipeline: PROCESSED, FAILED (with a reason), DELETED
+(removed before or after its creation was handled) or DLQ."""
 
 import math
 import time
@@ -14,7 +15,7 @@ from core.events import NotAnS3Event, parse_body
 
 def recorded(catalog: DynamoCatalog, bucket: str, keys: Iterable[str]) -> dict[str, dict[str, Any]]:
     """The table items of those of ``keys`` that have a result (consistent reads): every
-    recorded status, PROCESSED or FAILED, is final."""
+    recorded status (PROCESSED, FAILED or DELETED) is final."""
     ids = {f"{bucket}/{key}": key for key in keys}
     return {ids[image_id]: record.to_item()
             for image_id, record in catalog.get_many(list(ids)).items()}  # fmt: skip

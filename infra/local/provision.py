@@ -83,7 +83,8 @@ def provision(
         tags=_tags(first["JobsQueue"]["Properties"]),
     )["QueueUrl"]
     queue_arn = queue_arn_from_url(queue_url, where)
-    _create_table(factory.client("dynamodb", region_name=where), table)
+    dynamodb = factory.client("dynamodb", region_name=where)
+    _create_table(dynamodb, table, first["ImagesTable"]["Properties"])
     physical = _physical(where, prefix, raw, output, table, queue_url, queue_arn, dlq_url, dlq_arn)
     resources = Evaluator(template, params, physical, pseudo).resources()
     _configure_raw_bucket(s3, raw, resources["RawBucket"]["Properties"])
@@ -161,13 +162,17 @@ def create_bucket(s3: Any, name: str, where: str) -> None:
         pass
 
 
-def _create_table(dynamodb: Any, name: str) -> None:
+def _create_table(dynamodb: Any, name: str, properties: Mapping[str, Any]) -> None:
+    """The images table with the template's key schema and TimeToLiveSpecification."""
     try:
         dynamodb.create_table(
             TableName=name,
-            AttributeDefinitions=[{"AttributeName": "image_id", "AttributeType": "S"}],
-            KeySchema=[{"AttributeName": "image_id", "KeyType": "HASH"}],
-            BillingMode="PAY_PER_REQUEST",
+            AttributeDefinitions=list(properties["AttributeDefinitions"]),
+            KeySchema=list(properties["KeySchema"]),
+            BillingMode=properties.get("BillingMode", "PAY_PER_REQUEST"),
         )
     except dynamodb.exceptions.ResourceInUseException:
         pass
+    ttl = properties.get("TimeToLiveSpecification")
+    if ttl:
+        dynamodb.update_time_to_live(TableName=name, TimeToLiveSpecification=dict(ttl))

@@ -93,7 +93,10 @@ def test_everything_is_accounted_for(tmp_path: Path, monkeypatch: pytest.MonkeyP
 
         # Only the body that is not an S3 event runs out of receives and lands in the DLQ.
         assert dlq_bodies(info["dlq_url"], 1, 40) == [garbage]
-        thumb = s3.get_object(Bucket=info["processed_bucket"], Key="thumb/dir/a b+c%ü.jpg.webp")
+        renditions = {r["name"]: r for r in tracker.items["dir/a b+c%ü.jpg"]["renditions"]}
+        thumb_key = renditions["thumb"]["key"]
+        assert thumb_key.startswith("thumb/dir/a b+c%ü.jpg.") and thumb_key.endswith(".webp")
+        thumb = s3.get_object(Bucket=info["processed_bucket"], Key=thumb_key)
         with Image.open(io.BytesIO(thumb["Body"].read())) as image:
             assert image.size == (200, 200)
 

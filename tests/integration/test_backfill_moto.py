@@ -23,6 +23,7 @@ from botocore.awsrequest import AWSResponse
 
 import handlers.process
 from core.events import BACKFILL_EVENT_SOURCE, parse_body
+from core.settings import Settings
 from infra.backfill.clients import Clients, make_clients
 from infra.backfill.preflight import RAW_BUCKET_TAG, SOURCE_BUCKETS_TAG
 from infra.backfill.run import Backfill
@@ -301,21 +302,23 @@ def test_from_stdin_without_head(
 # ----------------------------------------------------------------------------------- skip-processed
 
 
-def test_skip_processed_checks_status_and_etag(
+def test_skip_processed_checks_status_etag_and_profile(
     quiet: Stack, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    etags = {key: put(quiet, key, key.encode()) for key in ("a.jpg", "b.jpg", "c.jpg", "d.jpg")}
+    keys = ("a.jpg", "b.jpg", "c.jpg", "d.jpg", "e.jpg")
+    etags = {key: put(quiet, key, key.encode()) for key in keys}
     table = boto3.resource("dynamodb").Table(quiet.table)
-    bucket = quiet.raw_bucket
-    table.put_item(
-        Item={"image_id": f"{bucket}/a.jpg", "status": "PROCESSED", "etag": etags["a.jpg"]}
-    )
-    table.put_item(Item={"image_id": f"{bucket}/b.jpg", "status": "PROCESSED", "etag": "older"})
+    bucket, profile = quiet.raw_bucket, Settings.from_env().profile
+    done = {"status": "PROCESSED", "profile": profile}
+    table.put_item(Item={"image_id": f"{bucket}/a.jpg", **done, "etag": etags["a.jpg"]})
+    table.put_item(Item={"image_id": f"{bucket}/b.jpg", **done, "etag": "older"})
     table.put_item(Item={"image_id": f"{bucket}/c.jpg", "status": "FAILED", "etag": etags["c.jpg"]})
+    outdated = {**done, "profile": "0ld0ld00", "etag": etags["e.jpg"]}
+    table.put_item(Item={"image_id": f"{bucket}/e.jpg", **outdated})
     code, summary = backfill(capsys, quiet, "--skip-processed", "--table", quiet.table)
     assert code == 0 and summary["counts"]["skipped_processed"] == 1
     accounted(summary)
-    assert sorted(sent_keys(drain(quiet.queue_url))) == ["b.jpg", "c.jpg", "d.jpg"]
+    assert sorted(sent_keys(drain(quiet.queue_url))) == ["b.jpg", "c.jpg", "d.jpg", "e.jpg"]
 
 
 # ----------------------------------------------------------------------------------- failures

@@ -20,6 +20,7 @@ import pytest
 from aws_helpers import drain_bodies, embedded_aws
 
 from core.events import parse_body
+from core.imaging import parse_renditions, rendering_profile
 from infra.local.moto_server import EmbeddedAws
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -182,8 +183,10 @@ def test_sender_processes_head_and_skip_processed_like_one_process(
     )
     etag = hashlib.md5(b"x").hexdigest()  # what seed() uploaded
     processed = KEYS[::5]
+    profile = rendering_profile(parse_renditions("default"))  # what --renditions names below
     for key in processed:
-        item = {"image_id": f"{bucket}/{key}", "status": "PROCESSED", "etag": etag}
+        item = {"image_id": f"{bucket}/{key}", "status": "PROCESSED", "etag": etag,
+                "profile": profile}  # fmt: skip
         dynamodb.put_item(TableName=table, Item={k: {"S": v} for k, v in item.items()})
     missing = [f"photos/gone/{n}.jpg" for n in range(5)]
     keys_file = tmp_path / "keys.txt"
@@ -191,7 +194,7 @@ def test_sender_processes_head_and_skip_processed_like_one_process(
 
     run = start(aws, bucket, queue_url, tmp_path / "state.json",
                 "--from-file", str(keys_file), "--skip-processed", "--table", table,
-                "--processes", "2", "--max-rate", "150")  # fmt: skip
+                "--renditions", "default", "--processes", "2", "--max-rate", "150")  # fmt: skip
     out, err = run.communicate(timeout=120)
     assert run.returncode == 0, err
     counts = json.loads(out)["counts"]

@@ -90,6 +90,13 @@ def store_rendition(session: boto3.session.Session, stack: Stack) -> None:
     )
 
 
+def delete_rendition(session: boto3.session.Session, stack: Stack) -> None:
+    """core.pipeline's clean-up after a removal or an overwrite: S3Storage.delete."""
+    S3Storage(s3_client(session=session)).delete(
+        stack.output_bucket, ["thumb/uploads/u/cat.jpg.00000000-00000000.webp"]
+    )
+
+
 def record_item(session: boto3.session.Session, stack: Stack) -> None:
     """core.pipeline's record: the conditional DynamoCatalog.put."""
     catalog = images_catalog(stack.table, session=session)
@@ -128,6 +135,7 @@ def upload_through_presigned_post(session: boto3.session.Session, stack: Stack) 
 PATHS: dict[tuple[str, str], Probe] = {
     (PROCESS_FUNCTION, "ReadRawObjects"): fetch_raw,
     (PROCESS_FUNCTION, "WriteRenditions"): store_rendition,
+    (PROCESS_FUNCTION, "DeleteOldRenditions"): delete_rendition,
     (PROCESS_FUNCTION, "Catalog"): record_item,
     (PROCESS_FUNCTION, "EventSource"): poll_queue,
     (PROCESS_FUNCTION, "ReadBackfillSources"): fetch_backfill_source,

@@ -29,7 +29,7 @@ import handlers.api
 import handlers.process
 from core.aws import S3Storage, s3_client
 from core.events import backfill_message
-from core.pipeline import output_key
+from core.pipeline import output_key, source_version
 from core.settings import Settings, SettingsError
 from handlers.runtime import Runtime
 from infra.local.canned import canned_response
@@ -97,7 +97,8 @@ def test_upload_is_rendered_stored_and_recorded(stack: Stack) -> None:
     s3 = boto3.client("s3")
     names = {r["name"]: r for r in record["renditions"]}
     assert set(names) == {"thumb", "mobile", "720p", "1080p"}
-    assert names["thumb"]["key"] == f"thumb/{key}.webp"
+    version = source_version(etag, Settings.from_env().profile)
+    assert names["thumb"]["key"] == f"thumb/{key}.{version}.webp"
     for rendition in record["renditions"]:
         obj = s3.get_object(Bucket=stack.output_bucket, Key=rendition["key"])
         body = obj["Body"].read()
@@ -241,14 +242,15 @@ def drain(stack: Stack) -> None:
         boto3.client("sqs").purge_queue(QueueUrl=stack.queue_url)
 
 
-def test_source_missing_is_skipped(stack: Stack) -> None:
+def test_source_missing_is_skipped_and_its_removal_recorded(stack: Stack) -> None:
     drain_test_event(stack)
     put(stack, "gone.jpg", JPEG)
     boto3.client("s3").delete_object(Bucket=stack.raw_bucket, Key="gone.jpg")
     _, response = invoke(stack)
-    # The delete notification is not ObjectCreated: skipped as well (only Put was configured).
+    # The creation finds nothing to read (skipped); the removal leaves a tombstone.
     assert response == {"batchItemFailures": []}
-    assert item(stack, "gone.jpg") is None
+    record = item(stack, "gone.jpg")
+    assert record is not None and (record["status"], record["renditions"]) == ("DELETED", [])
     assert queue_depth(stack) == 0
 
 
@@ -262,8 +264,8 @@ def test_message_with_several_records_and_non_created_events(stack: Stack) -> No
         ][0]
         for k, e in etags.items()
     ]
-    removed = dict(records[0], eventName="ObjectRemoved:Delete")
-    body = json.dumps({"Records": [*records, removed]})
+    restored = dict(records[0], eventName="ObjectRestore:Completed")
+    body = json.dumps({"Records": [*records, restored]})
     boto3.client("sqs").send_message(QueueUrl=stack.queue_url, MessageBody=body)
     _, response = invoke(stack)
     assert response == {"batchItemFailures": []}
@@ -475,8 +477,9 @@ def test_sources_outside_the_raw_bucket_get_their_own_output_keys(stack: Stack) 
         record = item(stack, "same.jpg", bucket)
         assert record is not None and record["status"] == "PROCESSED", bucket
         outputs[bucket] = {r["key"] for r in record["renditions"]}
-    assert "thumb/same.jpg.webp" in outputs[stack.raw_bucket]
-    assert all(f"thumb@{bucket}/same.jpg.webp" in outputs[bucket] for bucket in others)
+    version = source_version(etag, Settings.from_env().profile)  # the same bytes everywhere
+    assert f"thumb/same.jpg.{version}.webp" in outputs[stack.raw_bucket]
+    assert all(f"thumb@{b}/same.jpg.{version}.webp" in outputs[b] for b in others)
     every = set().union(*outputs.values())
     assert len(every) == 3 * 4, "no source's output overwrote another's"
     listed = s3.list_objects_v2(Bucket=stack.output_bucket)["Contents"]
@@ -564,7 +567,8 @@ AWKWARD_KEY = "uploads/u1/a b+c%#?.jpg"  # every character a URL path must escap
 
 
 def awkward_item(settings: Settings) -> dict[str, Any]:
-    key = output_key("thumb", AWKWARD_KEY, "webp", bucket="raw", raw_bucket="raw")
+    version = source_version("0123456789abcdef", settings.profile)
+    key = output_key("thumb", AWKWARD_KEY, "webp", bucket="raw", raw_bucket="raw", version=version)
     return {"renditions": [{"name": "thumb", "key": key}]}
 
 
@@ -573,7 +577,8 @@ def test_cdn_urls_percent_encode_the_key() -> None:
     rt = Runtime(settings, S3Storage(s3_client(region="us-east-1")), None)  # type: ignore[arg-type]
     (rendition,) = handlers.api.with_urls(awkward_item(settings), rt)["renditions"]
     assert rendition["url"] == (
-        "https://d111.cloudfront.net/thumb/uploads/u1/a%20b%2Bc%25%23%3F.jpg.webp"
+        "https://d111.cloudfront.net/thumb/uploads/u1/a%20b%2Bc%25%23%3F.jpg."
+        f"{source_version('0123456789abcdef', settings.profile)}.webp"
     )
     url = urlsplit(rendition["url"])
     assert (url.query, url.fragment) == ("", "")  # "?" and "#" did not end the path
@@ -590,6 +595,6 @@ def test_presigned_get_urls_fetch_the_object_with_the_awkward_key() -> None:
         s3.put_object(Bucket="out", Key=rendition["key"], Body=b"rendered bytes")
         rt = Runtime(settings, S3Storage(s3), None)  # type: ignore[arg-type]
         (rendition,) = handlers.api.with_urls(awkward_item(settings), rt)["renditions"]
-        assert "a%20b%2Bc%25%23%3F.jpg.webp?" in rendition["url"]
+        assert "a%20b%2Bc%25%23%3F.jpg.01234567-" in rendition["url"]
         fetched = requests.get(rendition["url"], timeout=30)
     assert (fetched.status_code, fetched.content) == (200, b"rendered bytes")

@@ -1,6 +1,7 @@
 """``parse_body`` on the event shapes of others (tests/data/events, with their provenance): S3
 notifications bare or in an SNS envelope, and EventBridge ``Object Created`` events, all giving
-the same source object; every other shape still fails, so its message reaches the DLQ."""
+the same source object, and their removals (``ObjectRemoved:*``, EventBridge ``Object
+Deleted``) a removed one; every other shape still fails, so its message reaches the DLQ."""
 
 import copy
 import json
@@ -23,6 +24,8 @@ SAM_PUT = load("s3-put.sam.json")
 SAM_SNS = load("sns-notification.sam.json")
 DOCS_SNS = load("sns-to-sqs.aws-docs.json")
 DOCS_EVENTBRIDGE = load("eventbridge-object-created.aws-docs.json")
+DOCS_EVENTBRIDGE_DELETED = load("eventbridge-object-deleted.aws-docs.json")
+SAM_DELETE = load("s3-delete.sam.json")
 
 SAM_SOURCE = SourceObject(
     bucket="imgpipe-raw",
@@ -88,15 +91,65 @@ def test_eventbridge_in_an_sns_envelope_is_understood_too() -> None:
     )
 
 
+# A removal has no size or ETag (SAM's) or only the deleted version's (EventBridge's).
+SAM_REMOVAL = SourceObject(
+    bucket="imgpipe-raw",
+    key=SPECIAL_KEY,
+    size=0,
+    etag="",
+    event_time="1970-01-01T00:00:00.000Z",
+    sequencer="0A1B2C3D4E5F678901",
+    removed=True,
+)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [json.dumps(SAM_DELETE), json.dumps(sns_envelope(SAM_DELETE))],
+    ids=["delete", "sns-delete"],
+)
+def test_an_s3_removal_bare_or_in_sns_gives_a_removed_source(body: str) -> None:
+    assert parse_body(body) == [SAM_REMOVAL]
+
+
+def test_the_eventbridge_docs_deletion_gives_a_removed_source() -> None:
+    assert parse_body(json.dumps(DOCS_EVENTBRIDGE_DELETED)) == [
+        SourceObject(
+            bucket="amzn-s3-demo-bucket1",
+            key="example-key",
+            size=0,
+            etag="d41d8cd98f00b204e9800998ecf8427e",
+            event_time="2021-11-12T00:00:00.000Z",
+            version_id="1QW9g1Z99LUNbvaaYVpW9xDlOLU.qxgF",
+            sequencer="617f0837b476e463",
+            removed=True,
+        )
+    ]
+
+
+def test_a_removal_orders_after_the_creation_it_follows() -> None:
+    """The same ordering rule as creations: event time, then S3's sequencer as a number."""
+    created = dict(SAM_PUT)
+    created["Records"] = [copy.deepcopy(SAM_PUT["Records"][0])]
+    created["Records"][0]["s3"]["object"]["sequencer"] = "0A1B2C3D4E5F678900"
+    (creation,) = parse_body(json.dumps(created))
+    (removal,) = parse_body(json.dumps(SAM_DELETE))
+    assert creation.order < removal.order and not creation.removed
+
+
 @pytest.mark.parametrize(
     "body",
     [
-        json.dumps(load("s3-delete.sam.json")),
-        json.dumps(sns_envelope(load("s3-delete.sam.json"))),
-        json.dumps({**DOCS_EVENTBRIDGE, "detail-type": "Object Deleted"}),
+        json.dumps({**DOCS_EVENTBRIDGE, "detail-type": "Object Restore Completed"}),
+        json.dumps(
+            {
+                **SAM_DELETE,
+                "Records": [{**SAM_DELETE["Records"][0], "eventName": "ObjectRestore:Completed"}],
+            }
+        ),
         json.dumps(sns_envelope({"Service": "Amazon S3", "Event": "s3:TestEvent"})),
     ],
-    ids=["delete", "sns-delete", "eventbridge-deleted", "sns-test-event"],
+    ids=["eventbridge-restored", "notification-restored", "sns-test-event"],
 )
 def test_other_s3_events_are_acknowledged_without_sources(body: str) -> None:
     assert parse_body(body) == []

@@ -1,155 +1,39 @@
 """``core.pipeline.process_source`` over in-memory fakes of its two ports: every outcome of
 DESIGN.md's taxonomy, with no AWS at all."""
 
-import io
-from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime, timedelta
-from typing import Any
+from dataclasses import replace
+from datetime import timedelta
 
 import pytest
 from imaging_fixtures import many_frame_gif
-from PIL import Image
+from pipeline_fakes import (
+    OUTPUT,
+    RAW,
+    SETTINGS,
+    T0,
+    FakeCatalog,
+    FakeStorage,
+    StoredObject,
+    World,
+    jpeg,
+)
 
 from core.catalog import ImageRecord, Stage, Status
-from core.errors import AccessDenied, Rejected, Skipped, Transient
-from core.events import SourceObject, iso_ms
-from core.imaging import parse_renditions
-from core.pipeline import SKIPPED, Outcome, output_key, process_source
+from core.errors import AccessDenied, Transient
+from core.events import iso_ms
+from core.pipeline import SKIPPED, output_key, source_version
 from core.ports import Deadline, DeadlineExceeded
 from core.settings import Settings
 
-RAW, OUTPUT = "raw-bucket", "output-bucket"
-T0 = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
-SETTINGS = Settings(
-    raw_bucket=RAW,
-    output_bucket=OUTPUT,
-    table="images",
-    queue_url="",
-    renditions=parse_renditions("default"),
-    max_bytes=1_000_000,
-    max_pixels=1_000_000,
-    workers=1,
-    cdn_domain="",
-)
 PROCESSED_FIELDS = {
     "image_id", "bucket", "key", "etag", "size", "version_id", "event_time", "event_order",
     "started_at", "attempts", "renditions", "status", "reason", "format", "width", "height",
-    "timings_ms", "finished_at",
+    "timings_ms", "profile", "finished_at",
 }  # fmt: skip
 FAILED_FIELDS = {
     "image_id", "bucket", "key", "etag", "size", "version_id", "event_time", "event_order",
     "started_at", "attempts", "renditions", "status", "reason", "detail", "finished_at",
 }  # fmt: skip
-
-
-def jpeg(width: int = 96, height: int = 64) -> bytes:
-    buffer = io.BytesIO()
-    Image.new("RGB", (width, height), (200, 120, 40)).save(buffer, "JPEG")
-    return buffer.getvalue()
-
-
-@dataclass
-class StoredObject:
-    data: bytes
-    etag: str
-
-
-@dataclass
-class FakeStorage:
-    """The Storage port as S3Storage keeps it: conditional reads, recorded writes."""
-
-    objects: dict[tuple[str, str], StoredObject] = field(default_factory=dict)
-    unreadable: set[str] = field(default_factory=set)  # buckets this function may not read
-    failure: Exception | None = None  # raised by every call, like a throttled S3
-    gets: list[str] = field(default_factory=list)
-    puts: dict[str, tuple[bytes, str, Mapping[str, str]]] = field(default_factory=dict)
-    deadlines: list[Deadline | None] = field(default_factory=list)  # what each call was given
-    call_s: float = 0.0  # how far each call moves ``clock``, like a slow S3
-    clock: list[float] = field(default_factory=lambda: [0.0])
-
-    def get(
-        self, bucket: str, key: str, etag: str, max_bytes: int, deadline: Deadline | None = None
-    ) -> bytes:
-        self.gets.append(key)
-        self.deadlines.append(deadline)
-        self.clock[0] += self.call_s
-        if self.failure:
-            raise self.failure
-        if bucket in self.unreadable:
-            raise Rejected("access_denied", f"may not read s3://{bucket}/{key}")
-        stored = self.objects.get((bucket, key))
-        if stored is None:
-            raise Skipped("source_missing", f"s3://{bucket}/{key}")
-        if etag and stored.etag != etag:
-            raise Skipped("stale", f"s3://{bucket}/{key} no longer has ETag {etag}")
-        if len(stored.data) > max_bytes:
-            raise Rejected("too_large", f"object is {len(stored.data)} bytes")
-        return stored.data
-
-    def put(
-        self,
-        bucket: str,
-        key: str,
-        data: bytes,
-        content_type: str,
-        metadata: Mapping[str, str],
-        deadline: Deadline | None = None,
-    ) -> None:
-        self.deadlines.append(deadline)
-        self.clock[0] += self.call_s
-        if self.failure:
-            raise self.failure
-        assert bucket == OUTPUT
-        self.puts[key] = (data, content_type, dict(metadata))
-
-
-@dataclass
-class FakeCatalog:
-    """The Catalog port as DynamoCatalog keeps it: items in their table form, and writes that
-    an older event (by ``event_order``) never wins."""
-
-    items: dict[str, dict[str, object]] = field(default_factory=dict)
-    failure: Exception | None = None
-    deadlines: list[Deadline | None] = field(default_factory=list)
-
-    def get(self, image_id: str, deadline: Deadline | None = None) -> ImageRecord | None:
-        self.deadlines.append(deadline)
-        if self.failure:
-            raise self.failure
-        item = self.items.get(image_id)
-        return ImageRecord.from_item(item) if item else None
-
-    def put(self, record: ImageRecord, deadline: Deadline | None = None) -> bool:
-        self.deadlines.append(deadline)
-        if self.failure:
-            raise self.failure
-        existing = self.get(record.image_id, deadline)
-        if existing and existing.event_order > record.event_order:
-            return False
-        self.items[record.image_id] = record.to_item()
-        return True
-
-
-@dataclass
-class World:
-    storage: FakeStorage
-    catalog: FakeCatalog
-
-    def upload(self, key: str, data: bytes, bucket: str = RAW, etag: str = "") -> SourceObject:
-        """Store an object and return the source its event would describe."""
-        etag = etag or f"etag-{len(self.storage.objects)}"
-        self.storage.objects[(bucket, key)] = StoredObject(data, etag)
-        return SourceObject(bucket, key, len(data), etag, iso_ms(T0))
-
-    def run(self, source: SourceObject, settings: Settings = SETTINGS, **kw: Any) -> Outcome:
-        clock: Iterator[datetime] = (T0 + timedelta(seconds=s) for s in range(1, 100))
-        return process_source(
-            source, settings, self.storage, self.catalog, now=lambda: next(clock), **kw
-        )
-
-    def record(self, source: SourceObject) -> ImageRecord | None:
-        return self.catalog.get(source.image_id)
 
 
 @pytest.fixture
@@ -181,7 +65,12 @@ def test_processed_renders_stores_and_records(world: World) -> None:
     assert set(world.storage.puts) == {r.key for r in record.renditions}
     for rendition in record.renditions:
         assert rendition.key == output_key(
-            rendition.name, source.key, "webp", bucket=RAW, raw_bucket=RAW
+            rendition.name,
+            source.key,
+            "webp",
+            bucket=RAW,
+            raw_bucket=RAW,
+            version=source_version("abc", SETTINGS.profile),
         )
         data, content_type, metadata = world.storage.puts[rendition.key]
         assert (content_type, rendition.format, rendition.bytes) == (
@@ -197,8 +86,10 @@ def test_a_source_from_another_bucket_gets_its_own_output_keys(world: World) -> 
     source = world.upload("a.jpg", jpeg(), bucket="backfill-source")
     outcome = world.run(source)
     assert outcome.status == Status.PROCESSED and outcome.record is not None
+    version = source_version(source.etag, SETTINGS.profile)
     assert {r.key for r in outcome.record.renditions} == {
-        f"{name}@backfill-source/a.jpg.webp" for name in ("thumb", "mobile", "720p", "1080p")
+        f"{name}@backfill-source/a.jpg.{version}.webp"
+        for name in ("thumb", "mobile", "720p", "1080p")
     }
 
 
@@ -323,14 +214,15 @@ def test_an_unexpected_error_propagates(world: World) -> None:
 
 def test_an_older_event_never_overwrites_a_newer_result(world: World) -> None:
     source = world.upload("order.jpg", jpeg(), etag="v1")
-    newer = replace(source, event_time=iso_ms(T0 + timedelta(hours=1)))
+    world.upload("order.jpg", jpeg(50, 50), etag="v2")
+    newer = replace(source, etag="v2", event_time=iso_ms(T0 + timedelta(hours=1)))
     assert world.run(newer).status == Status.PROCESSED
-    written = world.catalog.items[source.image_id]
-    # Mark the newer result unfinished, so the older event is rendered and reaches the write.
-    world.catalog.items[source.image_id] = {**written, "status": Status.FAILED.value}
+    written = dict(world.catalog.items[source.image_id])
+    world.storage.objects[(RAW, "order.jpg")] = StoredObject(jpeg(), "v1")  # S3 not yet caught up
     outcome = world.run(source)
     assert (outcome.status, outcome.reason) == (SKIPPED, "stale")
-    assert world.catalog.items[source.image_id]["event_time"] == newer.event_time
+    assert world.catalog.items[source.image_id] == written
+    assert world.storage.gets == ["order.jpg"], "the older event is not even read"
 
 
 def test_a_newer_event_replaces_an_older_result(world: World) -> None:

@@ -84,6 +84,7 @@ def test_roles_grant_only_what_the_code_calls(template: dict[str, Any]) -> None:
         "s3:GetObject",
         "s3:ListBucket",  # a missing key then reads 404, not 403
         "s3:PutObject",
+        "s3:DeleteObject",  # the renditions of a removed or replaced version
         "dynamodb:GetItem",
         "dynamodb:PutItem",
         "sqs:ReceiveMessage",
@@ -95,6 +96,19 @@ def test_roles_grant_only_what_the_code_calls(template: dict[str, Any]) -> None:
     on_demand = Evaluator(template, {"OnDemandProcessing": "true"}).resources()
     assert "dynamodb:UpdateItem" not in _actions(on_demand, "ApiFunctionRole")
     assert "dynamodb:PutItem" in _actions(on_demand, "ApiFunctionRole")
+
+
+def test_the_raw_bucket_notifies_creations_and_removals_and_the_table_forgets_tombstones(
+    template: dict[str, Any],
+) -> None:
+    resources = Evaluator(template, {"NotificationPrefix": "uploads/"}).resources()
+    queues = resources["RawBucket"]["Properties"]["NotificationConfiguration"]
+    events = {entry["Event"] for entry in queues["QueueConfigurations"]}
+    assert events == {"s3:ObjectCreated:*", "s3:ObjectRemoved:*"}
+    for entry in queues["QueueConfigurations"]:  # the same prefix filter for both
+        assert entry["Filter"]["S3Key"]["Rules"] == [{"Name": "prefix", "Value": "uploads/"}]
+    ttl = resources["ImagesTable"]["Properties"]["TimeToLiveSpecification"]
+    assert ttl == {"AttributeName": "expires_at", "Enabled": True}
 
 
 # ---------------------------------------------------------------------------- operations
