@@ -26,6 +26,7 @@ from core.errors import AccessDenied, Rejected
 from core.events import SourceObject, iso_ms
 from core.pipeline import process_source
 from core.settings import Settings
+from handlers.pending import pending_item
 from handlers.runtime import Runtime, connect
 
 CONTENT_TYPES = (
@@ -115,9 +116,12 @@ def get_image() -> dict[str, Any]:
     if not image_id:
         raise NotFoundError("no image id in the path")
     record = rt.catalog.get(image_id)
-    if record is None:
+    if record is not None:
+        return with_urls(record.to_item(), rt)
+    pending = pending_item(rt.storage, rt.settings.raw_bucket, image_id)
+    if pending is None:
         raise NotFoundError(f"no image {image_id!r}")
-    return with_urls(record.to_item(), rt)
+    return pending
 
 
 @app.post("/process")

@@ -423,9 +423,12 @@ class FileUpload {
     let lastProblem = "";
     for (;;) {
       try {
+        // 200 {"status": "PENDING"} while the upload waits in the queue: no error to log.
         const { ok, status, body } = await fetchJson(path);
         if (ok && body && (body.status === "PROCESSED" || body.status === "FAILED")) return body;
-        if (!ok && status !== 404 && status < 500) {
+        if (ok && body?.status === "PENDING") this.setState("processing", "Uploaded. Waiting in the queue…");
+        if (status === 404) throw new RetryableError("The upload is no longer there (HTTP 404).");
+        if (!ok && status < 500) {
           throw new RetryableError(`Could not read the result (${body?.message || `HTTP ${status}`}).`);
         }
         lastProblem = status >= 500 ? ` The API answered HTTP ${status}.` : "";

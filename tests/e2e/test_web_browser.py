@@ -247,12 +247,10 @@ def card(page: Any, name: str) -> Any:
 
 
 def console_error(message: Any, errors: list[str]) -> None:
-    """Console errors, except the 404s of polling for a result that is not recorded yet."""
+    """Every console error, polling's included: a waiting upload is 200 PENDING, not 404."""
     if message.type != "error":
         return
     url = str(message.location.get("url", ""))
-    if "/images/" in url and "404" in message.text:
-        return
     errors.append(f"console: {message.text} ({url})")
 
 

@@ -101,6 +101,8 @@ def test_presigned_post_uploads_and_the_object_is_processed(api_stack: Stack) ->
         timeout=30,
     )
     assert posted.status_code in (200, 201, 204), posted.text
+    status, waiting = get_image(upload["imageId"])
+    assert (status, waiting["status"], waiting["size"]) == (200, "PENDING", len(JPEG))
 
     event = receive_event(api_stack, 10)
     bodies = [r["body"] for r in event["Records"] if "ObjectCreated" in r["body"]]
@@ -166,6 +168,11 @@ def test_bad_upload_requests_get_400(api_stack: Stack, body: Any, field: str) ->
 def test_unknown_image_is_404(api_stack: Stack) -> None:
     status, error = get_image(f"{api_stack.raw_bucket}/nope.jpg")
     assert status == 404 and "nope.jpg" in error["message"]
+    for missing in (f"{api_stack.raw_bucket}/uploads/none/nope.jpg", "other-bucket/uploads/a.jpg"):
+        assert get_image(missing)[0] == 404
+    # An object outside uploads/ is not looked at: the API role may only read uploads/*.
+    boto3.client("s3").put_object(Bucket=api_stack.raw_bucket, Key="elsewhere/a.jpg", Body=JPEG)
+    assert get_image(f"{api_stack.raw_bucket}/elsewhere/a.jpg")[0] == 404
 
 
 def test_process_on_demand(api_stack: Stack, monkeypatch: pytest.MonkeyPatch) -> None:
