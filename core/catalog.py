@@ -110,6 +110,8 @@ class ImageRecord:
     width: int | None = None
     height: int | None = None
     timings_ms: Timings | None = None
+    placeholder: str | None = None  # PROCESSED: a ThumbHash, base64 (core.imaging.placeholder)
+    color: str | None = None  # PROCESSED: the dominant colour, "#rrggbb"
 
     @property
     def image_id(self) -> str:
@@ -141,6 +143,8 @@ class ImageRecord:
             "width": self.width,
             "height": self.height,
             "timings_ms": self.timings_ms.to_item() if self.timings_ms is not None else None,
+            "placeholder": self.placeholder,
+            "color": self.color,
         }
         item.update((name, value) for name, value in optional.items() if value is not None)
         item["finished_at"] = self.finished_at
@@ -171,6 +175,8 @@ class ImageRecord:
             width=_optional_int(item.get("width")),
             height=_optional_int(item.get("height")),
             timings_ms=Timings.from_item(timings) if timings is not None else None,
+            placeholder=item.get("placeholder"),
+            color=item.get("color"),
         )
 
 

@@ -146,6 +146,8 @@ def _new_record(
         width=image.width if image else None,
         height=image.height if image else None,
         timings_ms=timings,
+        placeholder=result.placeholder.thumbhash if result and result.placeholder else None,
+        color=result.placeholder.color if result and result.placeholder else None,
     )
 
 

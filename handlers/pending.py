@@ -9,8 +9,8 @@ record is unknown.
 
 from typing import Any, Final
 
-from core.events import iso_ms
 from core.aws import S3Storage
+from core.events import iso_ms
 
 PENDING: Final = "PENDING"
 UPLOAD_PREFIX: Final = "uploads/"

@@ -375,6 +375,8 @@ def check_renditions(item: Any, name: str, renditions: list[str], server: Server
     assert "thumb/" in (thumb.get_attribute("src") or "")
     assert thumb.evaluate("img => img.naturalWidth") > 0
     assert item.locator(".rendition-table a").count() == len(renditions)
+    # The ThumbHash stood in until the thumbnail loaded, then gave way to it.
+    assert item.locator(".file-preview").get_attribute("data-placeholder") == "replaced"
 
 
 def test_page_works_from_localhost(
