@@ -60,7 +60,7 @@ def render(
     clock = time.perf_counter()
     timings = {"decode": _ms(started, clock), "render": 0.0, "encode": 0.0}
     encoded: dict[tuple[object, ...], bytes] = {}
-    by_name: dict[str, EncodedRendition] = {}
+    by_name: dict[tuple[str, str], EncodedRendition] = {}  # (name, format): unique
     # Taken from pixels the loop already has (timed as render): no second decode.
     feeds_placeholder, placeholder = placeholder_spec(specs, source.width, source.height), None
     # Each rendition is encoded as soon as it is rendered, so it can be released early. The
@@ -71,7 +71,7 @@ def render(
         if step.spec is feeds_placeholder:
             placeholder = placeholder_of(image)
             rendered = time.perf_counter()
-        by_name[step.spec.name] = _encode_one(image, step, source.format, encoded)
+        by_name[step.spec.name, step.spec.format] = _encode_one(image, step, source.format, encoded)
         del image
         timings["render"] += rendered - clock
         clock = time.perf_counter()
@@ -80,7 +80,7 @@ def render(
             checkpoint("rendition")
     timings["render"] = round(timings["render"] * 1000, 2)
     timings["encode"] = round(timings["encode"] * 1000, 2)
-    renditions = tuple(by_name[spec.name] for spec in specs)
+    renditions = tuple(by_name[spec.name, spec.format] for spec in specs)
     return RenderResult(source, renditions, timings, placeholder)
 
 
