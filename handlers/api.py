@@ -27,6 +27,7 @@ from core.events import SourceObject, iso_ms
 from core.pipeline import process_source
 from core.settings import Settings
 from handlers.pending import pending_item
+from handlers.responsive import with_auto_urls
 from handlers.runtime import Runtime, connect
 
 CONTENT_TYPES = (
@@ -178,14 +179,20 @@ def config() -> dict[str, Any]:
 
 def with_urls(item: dict[str, Any], rt: Runtime) -> dict[str, Any]:
     """Rendition URLs: the CloudFront domain when configured, presigned GETs otherwise. Keys
-    are percent-encoded: ``+ % # ?`` and spaces are legal in keys, not in URL paths."""
+    are percent-encoded: ``+ % # ?`` and spaces are legal in keys, not in URL paths. Behind
+    the CDN, names stored in AVIF, WebP and JPEG also get ``.auto`` URLs and a ``srcset``."""
     settings = rt.settings
+
+    def cdn_url(key: str) -> str:
+        return f"{settings.cdn_url}/{quote(key, safe='/')}"
+
     for rendition in item.get("renditions", []):
         if settings.cdn_domain:
-            rendition["url"] = f"{settings.cdn_url}/{quote(rendition['key'], safe='/')}"
+            rendition["url"] = cdn_url(rendition["key"])
         else:
             rendition["url"] = rt.storage.presigned_get(settings.output_bucket, rendition["key"])
-    return item
+    # ".auto" is negotiated by the CDN's function: there is nothing to presign without one.
+    return with_auto_urls(item, cdn_url) if settings.cdn_domain else item
 
 
 @logger.inject_lambda_context

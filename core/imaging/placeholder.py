@@ -74,8 +74,8 @@ def dominant_color(rgba: bytes) -> str:
         pixels = [rgba[i : i + 3] for i in range(0, len(rgba), 4)]
     strip = Image.frombytes("RGB", (len(pixels), 1), b"".join(pixels))
     quantised = strip.quantize(_PALETTE_COLOURS, Image.Quantize.MEDIANCUT)
-    counts = quantised.getcolors() or [(1, 0)]
-    _, index = max(counts, key=lambda entry: (entry[0], -entry[1]))
+    counts = quantised.histogram()  # pixels per palette index; a tie goes to the first
+    index = max(range(len(counts)), key=counts.__getitem__)
     palette = quantised.getpalette() or [0, 0, 0]
     red, green, blue = palette[3 * index : 3 * index + 3]
     return f"#{red:02x}{green:02x}{blue:02x}"
