@@ -188,6 +188,27 @@ def test_process_on_demand(api_stack: Stack, monkeypatch: pytest.MonkeyPatch) ->
     assert (status, again["outcome"], again["outcomeReason"]) == (200, "SKIPPED", "duplicate")
 
 
+def test_responsive_renditions_get_auto_urls_and_a_srcset(
+    api_stack: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("IMGPIPE_CDN_DOMAIN", "d111.cloudfront.net")
+    monkeypatch.setenv("IMGPIPE_RENDITIONS", "responsive")
+    handlers.api.runtime.cache_clear()
+    key = "uploads/responsive/a.jpg"
+    boto3.client("s3").put_object(Bucket=api_stack.raw_bucket, Key=key, Body=JPEG)
+    status, item = call("POST", "/process", {"bucket": api_stack.raw_bucket, "key": key})
+    assert status == 200 and len(item["renditions"]) == 12
+    assert item["placeholder"] and item["color"].startswith("#")
+    auto = {r["name"]: r["url"] for r in item["auto"]}
+    assert auto["mobile"] == f"https://d111.cloudfront.net/mobile/{key}.auto"
+    assert set(auto) == {"thumb", "mobile", "720p", "1080p"}
+    # A 640 x 480 source: mobile, 720p and 1080p all keep it at 640 wide; the crop is left out.
+    assert item["srcset"] == f"{auto['mobile']} 640w"
+    status, again = get_image(f"{api_stack.raw_bucket}/{key}")
+    assert (status, again["srcset"], again["placeholder"]) == (200, item["srcset"],
+                                                               item["placeholder"])  # fmt: skip
+
+
 def test_the_image_id_is_the_greedy_path_parameter_taken_as_is(api_stack: Stack) -> None:
     """A key that holds "%" and "/" is found: the id is not decoded a second time."""
     key = "uploads/50%25 off/ü+b.jpg"
