@@ -59,10 +59,11 @@ def placeholder_spec(
 
 def placeholder_of(image: Image.Image) -> Placeholder:
     """The placeholder of a rendition (any mode); ``image`` itself is left unchanged."""
-    small = image.convert("RGBA") if image.mode != "RGBA" else image.copy()
-    small.thumbnail((PLACEHOLDER_INPUT, PLACEHOLDER_INPUT), Image.Resampling.BOX)
-    rgba = small.tobytes()
-    digest = thumbhash(small.width, small.height, rgba)
+    scale = min(1.0, PLACEHOLDER_INPUT / max(image.size))
+    size = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
+    small = image.resize(size, Image.Resampling.BOX) if size != image.size else image
+    rgba = (small if small.mode == "RGBA" else small.convert("RGBA")).tobytes()
+    digest = thumbhash(size[0], size[1], rgba)
     return Placeholder(base64.b64encode(digest).decode("ascii"), dominant_color(rgba))
 
 
@@ -99,9 +100,8 @@ def _encode_channel(
             f = 0.0
             for y in range(h):
                 fy = math.cos(math.pi / h * cy * (y + 0.5))
-                row = y * w
-                for x in range(w):
-                    f += channel[x + row] * fx[x] * fy
+                for value, fxx in zip(channel[y * w : y * w + w], fx, strict=True):
+                    f += value * fxx * fy  # the reference's order: one running sum
             f /= w * h
             if cx or cy:
                 ac.append(f)
