@@ -15,6 +15,7 @@ import statistics
 import sys
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -52,8 +53,8 @@ def measure(name: str, data: bytes, repeat: int) -> dict[str, Any]:
     row: dict[str, Any] = {"file": name, "bytes": len(data)}
     try:
         for preset in PRESETS:
-            specs = parse_renditions(preset)
-            row[f"{preset}_ms"] = _median_ms(lambda s=specs: render(data, s, Limits()), repeat)
+            row[f"{preset}_ms"] = _median_ms(partial(render, data, parse_renditions(preset),
+                                                     Limits()), repeat)  # fmt: skip
         row["placeholder_ms"] = _placeholder_ms(data, repeat)
     except ImageRejected as rejection:
         return {"file": name, "rejected": rejection.reason}
