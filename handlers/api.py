@@ -173,7 +173,8 @@ def config() -> dict[str, Any]:
         "maxBytes": settings.max_bytes,
         "maxPixels": settings.max_pixels,
         "contentTypes": list(CONTENT_TYPES),
-        "renditions": [spec.name for spec in settings.renditions],
+        # One name per size: the responsive preset stores each name in three formats.
+        "renditions": list(dict.fromkeys(spec.name for spec in settings.renditions)),
     }
 
 

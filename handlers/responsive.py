@@ -23,7 +23,8 @@ def auto_renditions(renditions: Sequence[Mapping[str, Any]]) -> list[dict[str, A
     """``[{name, key, width, height}]``, the ``.auto`` key of each name that has all three."""
     by_name: dict[str, dict[str, Mapping[str, Any]]] = {}
     for rendition in renditions:
-        by_name.setdefault(str(rendition["name"]), {})[str(rendition["format"])] = rendition
+        if rendition.get("format") in NEGOTIATED:  # hand-made items may lack fields
+            by_name.setdefault(str(rendition["name"]), {})[str(rendition["format"])] = rendition
     found = []
     for name, formats in by_name.items():
         if set(NEGOTIATED) - set(formats):

@@ -252,9 +252,13 @@ def test_process_other_bucket_is_403_and_missing_is_404(api_stack: Stack) -> Non
     assert status == 400
 
 
-def test_config_mirrors_the_server_limits(api_stack: Stack) -> None:
+def test_config_mirrors_the_server_limits(
+    api_stack: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
     status, config = call("GET", "/config")
     assert status == 200
     assert config["maxBytes"] == 50 * 1024 * 1024
     assert "image/heic" in config["contentTypes"]
     assert config["renditions"] == ["thumb", "mobile", "720p", "1080p"]
+    monkeypatch.setenv("IMGPIPE_RENDITIONS", "responsive")  # each name once, not per format
+    assert call("GET", "/config")[1]["renditions"] == ["thumb", "mobile", "720p", "1080p"]
