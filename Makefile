@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PIP := $(BIN)/python -m pip --disable-pip-version-check -q
 
-.PHONY: demo test lint typecheck security unit browser docker-requirements base-image clean
+.PHONY: demo test lint typecheck security unit browser node docker-requirements base-image clean
 SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 
 $(BIN)/python:
@@ -54,7 +54,13 @@ browser:
 	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium >/dev/null; } || \
 	  echo "warning: could not install chromium: the browser test will be skipped"
 
-unit: $(VENV)/.dev browser
+# The placeholder and CDN tests run JavaScript (the ThumbHash reference, the CloudFront
+# function) under Node, and the local stack's CDN runs the function too: Debian's nodejs.
+node:
+	@command -v node >/dev/null 2>&1 || { $(SUDO) apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq nodejs >/dev/null; }
+
+unit: $(VENV)/.dev browser node
 	$(BIN)/pytest -n 2 -q
 
 test: lint typecheck security unit

@@ -116,6 +116,8 @@ class ImageRecord:
     profile: str | None = None
     deleted_at: str | None = None
     expires_at: int | None = None
+    placeholder: str | None = None  # PROCESSED: a ThumbHash, base64 (core.imaging.placeholder)
+    color: str | None = None  # PROCESSED: the dominant colour, "#rrggbb"
 
     @property
     def image_id(self) -> str:
@@ -157,6 +159,8 @@ class ImageRecord:
             "profile": self.profile,
             "deleted_at": self.deleted_at,
             "expires_at": self.expires_at,
+            "placeholder": self.placeholder,
+            "color": self.color,
         }
         item.update((name, value) for name, value in optional.items() if value is not None)
         item["finished_at"] = self.finished_at
@@ -190,6 +194,8 @@ class ImageRecord:
             profile=item.get("profile"),
             deleted_at=item.get("deleted_at"),
             expires_at=_optional_int(item.get("expires_at")),
+            placeholder=item.get("placeholder"),
+            color=item.get("color"),
         )
 
 

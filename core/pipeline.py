@@ -234,6 +234,8 @@ def _new_record(
         height=image.height if image else None,
         timings_ms=timings,
         profile=profile,
+        placeholder=result.placeholder.thumbhash if result and result.placeholder else None,
+        color=result.placeholder.color if result and result.placeholder else None,
     )
 
 

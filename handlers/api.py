@@ -26,6 +26,8 @@ from core.errors import AccessDenied, Rejected
 from core.events import SourceObject, iso_ms
 from core.pipeline import process_source
 from core.settings import Settings
+from handlers.pending import pending_item
+from handlers.responsive import with_auto_urls
 from handlers.runtime import Runtime, connect
 
 CONTENT_TYPES = (
@@ -115,9 +117,12 @@ def get_image() -> dict[str, Any]:
     if not image_id:
         raise NotFoundError("no image id in the path")
     record = rt.catalog.get(image_id)
-    if record is None:
+    if record is not None:
+        return with_urls(record.to_item(), rt)
+    pending = pending_item(rt.storage, rt.settings.raw_bucket, image_id)
+    if pending is None:
         raise NotFoundError(f"no image {image_id!r}")
-    return with_urls(record.to_item(), rt)
+    return pending
 
 
 @app.post("/process")
@@ -168,20 +173,27 @@ def config() -> dict[str, Any]:
         "maxBytes": settings.max_bytes,
         "maxPixels": settings.max_pixels,
         "contentTypes": list(CONTENT_TYPES),
-        "renditions": [spec.name for spec in settings.renditions],
+        # One name per size: the responsive preset stores each name in three formats.
+        "renditions": list(dict.fromkeys(spec.name for spec in settings.renditions)),
     }
 
 
 def with_urls(item: dict[str, Any], rt: Runtime) -> dict[str, Any]:
     """Rendition URLs: the CloudFront domain when configured, presigned GETs otherwise. Keys
-    are percent-encoded: ``+ % # ?`` and spaces are legal in keys, not in URL paths."""
+    are percent-encoded: ``+ % # ?`` and spaces are legal in keys, not in URL paths. Behind
+    the CDN, names stored in AVIF, WebP and JPEG also get ``.auto`` URLs and a ``srcset``."""
     settings = rt.settings
+
+    def cdn_url(key: str) -> str:
+        return f"{settings.cdn_url}/{quote(key, safe='/')}"
+
     for rendition in item.get("renditions", []):
         if settings.cdn_domain:
-            rendition["url"] = f"{settings.cdn_url}/{quote(rendition['key'], safe='/')}"
+            rendition["url"] = cdn_url(rendition["key"])
         else:
             rendition["url"] = rt.storage.presigned_get(settings.output_bucket, rendition["key"])
-    return item
+    # ".auto" is negotiated by the CDN's function: there is nothing to presign without one.
+    return with_auto_urls(item, cdn_url) if settings.cdn_domain else item
 
 
 @logger.inject_lambda_context

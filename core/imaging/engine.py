@@ -8,6 +8,7 @@ from PIL import Image
 
 from core.imaging.decode import Limits, decode, draft_size
 from core.imaging.encode import encode, output_format
+from core.imaging.placeholder import Placeholder, placeholder_of, placeholder_spec
 from core.imaging.resize import Step, needed_scale, render_each
 from core.imaging.specs import RenditionSpec
 from core.imaging.watermark import apply_watermark
@@ -38,6 +39,7 @@ class RenderResult:
     source: SourceInfo
     renditions: tuple[EncodedRendition, ...]
     timings_ms: dict[str, float] = field(default_factory=dict)
+    placeholder: Placeholder | None = None
 
 
 def render(
@@ -58,13 +60,18 @@ def render(
     clock = time.perf_counter()
     timings = {"decode": _ms(started, clock), "render": 0.0, "encode": 0.0}
     encoded: dict[tuple[object, ...], bytes] = {}
-    by_name: dict[str, EncodedRendition] = {}
+    by_name: dict[tuple[str, str], EncodedRendition] = {}  # (name, format): unique
+    # Taken from pixels the loop already has (timed as render): no second decode.
+    feeds_placeholder, placeholder = placeholder_spec(specs, source.width, source.height), None
     # Each rendition is encoded as soon as it is rendered, so it can be released early. The
     # steps are lazy: a checkpoint at the end of the loop body runs before the next resize.
     checkpoint("rendition")
     for step, image in render_each(decoded.take_image(), specs, source.width, source.height):
         rendered = time.perf_counter()
-        by_name[step.spec.name] = _encode_one(image, step, source.format, encoded)
+        if step.spec is feeds_placeholder:
+            placeholder = placeholder_of(image)
+            rendered = time.perf_counter()
+        by_name[step.spec.name, step.spec.format] = _encode_one(image, step, source.format, encoded)
         del image
         timings["render"] += rendered - clock
         clock = time.perf_counter()
@@ -73,7 +80,8 @@ def render(
             checkpoint("rendition")
     timings["render"] = round(timings["render"] * 1000, 2)
     timings["encode"] = round(timings["encode"] * 1000, 2)
-    return RenderResult(source, tuple(by_name[spec.name] for spec in specs), timings)
+    renditions = tuple(by_name[spec.name, spec.format] for spec in specs)
+    return RenderResult(source, renditions, timings, placeholder)
 
 
 def _encode_one(

@@ -111,9 +111,12 @@ def render_each(
     pool: dict[int, Image.Image] = {-1: base}
     del base
     for index, step in enumerate(steps):
-        source = pool[step.source]
-        image = _resize(source, step.geometry, width, height)
-        del source
+        # Equal pixels as the step before (one size in several formats, adjacent since the
+        # sort is stable): the same image again, not another resize.
+        if not index or steps[index - 1].pixels_key != step.pixels_key:
+            source = pool[step.source]
+            image = _resize(source, step.geometry, width, height)
+            del source
         if last_use.get(step.source) == index:
             del pool[step.source]
         if index in last_use:

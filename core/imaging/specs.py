@@ -46,11 +46,16 @@ _DEFAULT: Final = (
     RenditionSpec("1080p", 1920, 1080),
 )
 
+# For <picture>-free delivery: each size in the three formats, under one name, so that the
+# keys differ only by extension and the CDN's negotiate function picks one for ".auto".
+RESPONSIVE_FORMATS: Final = ("avif", "webp", "jpeg")
+
 PRESETS: Final[Mapping[str, tuple[RenditionSpec, ...]]] = {
     "default": _DEFAULT,
     "avif": tuple(replace(s, format="avif") for s in _DEFAULT),
     "jpeg": tuple(replace(s, format="jpeg") for s in _DEFAULT),
     "thumbs": (_DEFAULT[0],),
+    "responsive": tuple(replace(s, format=f) for s in _DEFAULT for f in RESPONSIVE_FORMATS),
 }
 
 
@@ -71,11 +76,26 @@ def parse_renditions(value: str | None) -> tuple[RenditionSpec, ...]:
     if not isinstance(raw, list) or not raw:
         raise SpecError("IMGPIPE_RENDITIONS: expected a non-empty JSON list of specs")
     specs = tuple(_parse_one(item, f"renditions[{i}]") for i, item in enumerate(raw))
-    names = [s.name for s in specs]
-    duplicates = sorted({n for n in names if names.count(n) > 1})
-    if duplicates:
-        raise SpecError(f"renditions: duplicate name(s) {', '.join(duplicates)}")
+    _check_names(specs)
     return specs
+
+
+def _check_names(specs: tuple[RenditionSpec, ...]) -> None:
+    """A name may repeat only with distinct explicit formats (one size in several formats:
+    their keys differ by extension); ``source`` could resolve to any of them."""
+    formats: dict[str, list[str]] = {}
+    for spec in specs:
+        formats.setdefault(spec.name, []).append(spec.format)
+    duplicates = sorted(
+        name
+        for name, used in formats.items()
+        if len(used) > 1 and (len(set(used)) < len(used) or "source" in used)
+    )
+    if duplicates:
+        raise SpecError(
+            f"renditions: duplicate name(s) {', '.join(duplicates)} "
+            "(a name may repeat only with distinct formats other than source)"
+        )
 
 
 def _parse_one(item: Any, where: str) -> RenditionSpec:

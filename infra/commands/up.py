@@ -109,6 +109,7 @@ def serve_api(local: Any, server: Any, origin: str, source_buckets: list[str]) -
     # Deferred (see run): these import boto3 and Powertools, over 1 s.
     from core.aws import s3_client
     from infra.local.apigw import HttpApiGateway, cors_from_template, routes_from_template
+    from infra.local.cdn_function import negotiate_function
     from infra.local.functions import LocalFunction
     from infra.local.http_api import cdn_reader
     from infra.local.provision import API_FUNCTION, create_bucket
@@ -124,7 +125,8 @@ def serve_api(local: Any, server: Any, origin: str, source_buckets: list[str]) -
     server.gateway = HttpApiGateway(
         routes_from_template(resources), cors_from_template(resources), api.invoke
     )
-    server.cdn = cdn_reader(s3, stack.output_bucket)  # CloudFront's own access (OAC)
+    # CloudFront's own access (OAC), after the distribution's viewer-request function.
+    server.cdn = cdn_reader(s3, stack.output_bucket, negotiate_function())
     return api
 
 

@@ -3,7 +3,8 @@
 - ``/`` and ``/web/*``: the page's static files.
 - ``/_stack``: the stack's status.
 - ``/cdn/{key}``: the processed bucket, read as CloudFront reads it (through its own access,
-  not the API function's role), so rendition URLs work locally as they do behind the CDN.
+  not the API function's role, after the distribution's viewer-request function), so
+  rendition URLs, ``.auto`` ones included, work locally as they do behind the CDN.
 - Everything else goes to :class:`infra.local.apigw.HttpApiGateway`, which routes, applies
   CORS and invokes the API function as API Gateway does.
 """
@@ -20,6 +21,7 @@ from urllib.parse import unquote, urlsplit
 from botocore.exceptions import ClientError, ParamValidationError
 
 from infra.local.apigw import HttpApiGateway, HttpRequest, HttpResponse
+from infra.local.cdn_function import FunctionError, ViewerRequestFunction
 
 WEB_ROOT = Path(__file__).resolve().parent.parent / "web"
 CDN_PREFIX = "/cdn/"
@@ -64,7 +66,7 @@ class ApiRequestHandler(BaseHTTPRequestHandler):
         if path.startswith("/web/"):
             return _static(unquote(path.removeprefix("/web/")))
         if path.startswith(CDN_PREFIX) and self._server.cdn is not None:
-            return self._server.cdn(unquote(path.removeprefix(CDN_PREFIX)))
+            return self._server.cdn(path.removeprefix(CDN_PREFIX), list(self.headers.items()))
         return None
 
     def _has_body(self) -> bool:
@@ -158,11 +160,24 @@ def _json(status: int, message: str) -> HttpResponse:
     return HttpResponse(status, [("content-type", "application/json")], body)
 
 
-def cdn_reader(s3: Any, bucket: str) -> Callable[[str], HttpResponse]:
-    """Serve ``bucket``'s objects as CloudFront with OAC does: 403 for a missing key (S3's
-    answer to a principal without ListBucket), the object's own headers otherwise."""
+CdnReader = Callable[[str, list[tuple[str, str]]], HttpResponse]
 
-    def read(key: str) -> HttpResponse:
+
+def cdn_reader(s3: Any, bucket: str, viewer: ViewerRequestFunction | None = None) -> CdnReader:
+    """Serve ``bucket``'s objects as CloudFront with OAC does: 403 for a missing key (S3's
+    answer to a principal without ListBucket), the object's own headers otherwise.
+
+    ``read(path, headers)`` takes the path after ``/cdn/`` as sent (percent-encoded) and the
+    request's headers; ``viewer`` is the distribution's viewer-request function (format
+    negotiation for ``.auto``), which sees the URI before it is decoded, as on CloudFront."""
+
+    def read(path: str, headers: list[tuple[str, str]]) -> HttpResponse:
+        if viewer is not None:
+            try:
+                path = viewer.request(f"/{path}", headers)["uri"].removeprefix("/")
+            except FunctionError:  # CloudFront answers 503 when a function fails
+                return HttpResponse(503, [("content-type", "application/xml")], b"<Error/>")
+        key = unquote(path)
         try:
             result = s3.get_object(Bucket=bucket, Key=key)
         except (ClientError, ParamValidationError):  # ParamValidationError: the empty key
@@ -187,7 +202,7 @@ class LocalHttpServer(ThreadingHTTPServer):
         self.status = status
         self.read_timeout_s = read_timeout_s
         self.gateway: HttpApiGateway | None = None
-        self.cdn: Callable[[str], HttpResponse] | None = None
+        self.cdn: CdnReader | None = None
 
     @property
     def port(self) -> int:

@@ -1,6 +1,8 @@
 // imgpipe upload page: presigned POST uploads with progress, then polling for the renditions.
 // Plain ES module, no build step, no external assets. Talks to the API on the same origin.
 
+import { thumbHashToDataURL } from "./thumbhash.js";
+
 const DEFAULT_CONFIG = Object.freeze({
   maxBytes: 50 * 1024 * 1024,
   maxPixels: 50_000_000,
@@ -124,6 +126,17 @@ export function describeReason(reason, config = state.config) {
       return "The uploaded file was gone before it could be processed.";
     default:
       return reason ? `Processing failed (${reason}).` : "Processing failed for an unknown reason.";
+  }
+}
+
+/** A ThumbHash (base64) as a PNG data URL, drawn by the reference decoder; null if unusable. */
+export function placeholderUrl(thumbhash) {
+  if (typeof thumbhash !== "string" || !thumbhash) return null;
+  try {
+    const bytes = Uint8Array.from(atob(thumbhash), (c) => c.charCodeAt(0));
+    return bytes.length >= 5 ? thumbHashToDataURL(bytes) : null;
+  } catch {
+    return null;
   }
 }
 
@@ -325,6 +338,7 @@ class FileUpload {
     img.onload = () => {
       img.hidden = false;
       this.previewExt.hidden = true;
+      this.clearPlaceholder();
     };
     img.onerror = () => {
       img.hidden = true;
@@ -332,6 +346,26 @@ class FileUpload {
     };
     img.alt = alt;
     img.src = src;
+  }
+
+  /** The item's ThumbHash (and dominant colour) behind the thumbnail until it loads. */
+  showPlaceholder(item) {
+    const url = placeholderUrl(item.placeholder);
+    if (!url) return;
+    const box = this.previewImg.parentElement;
+    box.style.backgroundColor = /^#[0-9a-f]{6}$/i.test(item.color || "") ? item.color : "";
+    box.style.backgroundImage = `url("${url}")`;
+    box.dataset.placeholder = "shown";
+    this.previewImg.hidden = true;
+    this.previewExt.hidden = true;
+  }
+
+  clearPlaceholder() {
+    const box = this.previewImg.parentElement;
+    if (box.dataset.placeholder !== "shown") return;
+    box.style.backgroundImage = "";
+    box.style.backgroundColor = "";
+    box.dataset.placeholder = "replaced";
   }
 
   releasePreview() {
@@ -423,9 +457,12 @@ class FileUpload {
     let lastProblem = "";
     for (;;) {
       try {
+        // 200 {"status": "PENDING"} while the upload waits in the queue: no error to log.
         const { ok, status, body } = await fetchJson(path);
         if (ok && body && (body.status === "PROCESSED" || body.status === "FAILED")) return body;
-        if (!ok && status !== 404 && status < 500) {
+        if (ok && body?.status === "PENDING") this.setState("processing", "Uploaded. Waiting in the queue…");
+        if (status === 404) throw new RetryableError("The upload is no longer there (HTTP 404).");
+        if (!ok && status < 500) {
           throw new RetryableError(`Could not read the result (${body?.message || `HTTP ${status}`}).`);
         }
         lastProblem = status >= 500 ? ` The API answered HTTP ${status}.` : "";
@@ -463,6 +500,7 @@ class FileUpload {
       renditions.reduce((best, r) => (!best || r.bytes < best.bytes ? r : best), null);
     if (thumb?.url) {
       this.releasePreview();
+      this.showPlaceholder(item);
       this.setPreview(thumb.url, `Thumbnail of ${this.file.name}`);
     }
 

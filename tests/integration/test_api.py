@@ -101,6 +101,8 @@ def test_presigned_post_uploads_and_the_object_is_processed(api_stack: Stack) ->
         timeout=30,
     )
     assert posted.status_code in (200, 201, 204), posted.text
+    status, waiting = get_image(upload["imageId"])
+    assert (status, waiting["status"], waiting["size"]) == (200, "PENDING", len(JPEG))
 
     event = receive_event(api_stack, 10)
     bodies = [r["body"] for r in event["Records"] if "ObjectCreated" in r["body"]]
@@ -166,6 +168,11 @@ def test_bad_upload_requests_get_400(api_stack: Stack, body: Any, field: str) ->
 def test_unknown_image_is_404(api_stack: Stack) -> None:
     status, error = get_image(f"{api_stack.raw_bucket}/nope.jpg")
     assert status == 404 and "nope.jpg" in error["message"]
+    for missing in (f"{api_stack.raw_bucket}/uploads/none/nope.jpg", "other-bucket/uploads/a.jpg"):
+        assert get_image(missing)[0] == 404
+    # An object outside uploads/ is not looked at: the API role may only read uploads/*.
+    boto3.client("s3").put_object(Bucket=api_stack.raw_bucket, Key="elsewhere/a.jpg", Body=JPEG)
+    assert get_image(f"{api_stack.raw_bucket}/elsewhere/a.jpg")[0] == 404
 
 
 def test_process_on_demand(api_stack: Stack, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -179,6 +186,27 @@ def test_process_on_demand(api_stack: Stack, monkeypatch: pytest.MonkeyPatch) ->
     assert item["renditions"][0]["url"].startswith("https://d111.cloudfront.net/")
     status, again = call("POST", "/process", {"bucket": api_stack.raw_bucket, "key": key})
     assert (status, again["outcome"], again["outcomeReason"]) == (200, "SKIPPED", "duplicate")
+
+
+def test_responsive_renditions_get_auto_urls_and_a_srcset(
+    api_stack: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("IMGPIPE_CDN_DOMAIN", "d111.cloudfront.net")
+    monkeypatch.setenv("IMGPIPE_RENDITIONS", "responsive")
+    handlers.api.runtime.cache_clear()
+    key = "uploads/responsive/a.jpg"
+    boto3.client("s3").put_object(Bucket=api_stack.raw_bucket, Key=key, Body=JPEG)
+    status, item = call("POST", "/process", {"bucket": api_stack.raw_bucket, "key": key})
+    assert status == 200 and len(item["renditions"]) == 12
+    assert item["placeholder"] and item["color"].startswith("#")
+    auto = {r["name"]: r["url"] for r in item["auto"]}
+    assert auto["mobile"] == f"https://d111.cloudfront.net/mobile/{key}.auto"
+    assert set(auto) == {"thumb", "mobile", "720p", "1080p"}
+    # A 640 x 480 source: mobile, 720p and 1080p all keep it at 640 wide; the crop is left out.
+    assert item["srcset"] == f"{auto['mobile']} 640w"
+    status, again = get_image(f"{api_stack.raw_bucket}/{key}")
+    assert (status, again["srcset"], again["placeholder"]) == (200, item["srcset"],
+                                                               item["placeholder"])  # fmt: skip
 
 
 def test_the_image_id_is_the_greedy_path_parameter_taken_as_is(api_stack: Stack) -> None:
@@ -224,9 +252,13 @@ def test_process_other_bucket_is_403_and_missing_is_404(api_stack: Stack) -> Non
     assert status == 400
 
 
-def test_config_mirrors_the_server_limits(api_stack: Stack) -> None:
+def test_config_mirrors_the_server_limits(
+    api_stack: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
     status, config = call("GET", "/config")
     assert status == 200
     assert config["maxBytes"] == 50 * 1024 * 1024
     assert "image/heic" in config["contentTypes"]
     assert config["renditions"] == ["thumb", "mobile", "720p", "1080p"]
+    monkeypatch.setenv("IMGPIPE_RENDITIONS", "responsive")  # each name once, not per format
+    assert call("GET", "/config")[1]["renditions"] == ["thumb", "mobile", "720p", "1080p"]

@@ -14,6 +14,7 @@ from aws_helpers import embedded_aws
 
 from core.aws import s3_client
 from infra.local.apigw import HttpApiGateway, cors_from_template, routes_from_template
+from infra.local.cdn_function import negotiate_function
 from infra.local.http_api import LocalHttpServer, cdn_reader
 from infra.template.evaluation import Evaluator
 from infra.template.loading import load_template
@@ -212,30 +213,49 @@ def test_keep_alive_serves_several_requests_on_one_connection(server: int) -> No
             assert response(sock)[0] == 200
 
 
-def test_the_cdn_answers_403_for_a_missing_or_empty_key(capsys: pytest.CaptureFixture[str]) -> None:
+def test_the_cdn_answers_as_cloudfront_and_negotiates_auto(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     """CloudFront with OAC gets S3's 403 for a key that is not there; the bucket root (an empty
-    key, which botocore refuses to send) is no different."""
+    key, which botocore refuses to send) is no different. ``.auto`` goes through the template's
+    negotiate function (the same file, under Node): the format follows Accept."""
+    viewer = negotiate_function()
+    assert viewer is not None, "node is needed: `make test` installs it"
     with embedded_aws(strict=False):
         s3 = s3_client()
         s3.create_bucket(Bucket="processed")
-        s3.put_object(
-            Bucket="processed", Key="thumb/a b.webp", Body=b"RIFF", ContentType="image/webp"
-        )
+        for ext, kind in (("webp", "image/webp"), ("avif", "image/avif"), ("jpg", "image/jpeg")):
+            s3.put_object(Bucket="processed", Key=f"thumb/a b.{ext}", Body=ext.encode(),
+                          ContentType=kind)  # fmt: skip
         srv = LocalHttpServer(0, dict, read_timeout_s=READ_TIMEOUT_S)
-        srv.cdn = cdn_reader(s3, "processed")
+        srv.cdn = cdn_reader(s3, "processed", viewer)
         thread = threading.Thread(target=srv.serve_forever, args=(0.05,), daemon=True)
         thread.start()
+        chrome = "image/avif,image/webp,image/apng,image/svg+xml,image/*,*/*;q=0.8"
+        requests = {
+            "/cdn/thumb/a%20b.webp": "",
+            "/cdn/thumb/missing.webp": "",
+            "/cdn/": "",
+            "/cdn/thumb/a%20b.auto": f"Accept: {chrome}\r\n",
+            "/cdn/thumb/a%20b.auto#firefox-65": "Accept: image/webp,*/*\r\n",
+            "/cdn/thumb/a%20b.auto#curl": "Accept: */*\r\n",
+        }
         try:
             answers = {}
-            for path in ("/cdn/thumb/a%20b.webp", "/cdn/thumb/missing.webp", "/cdn/"):
-                status, _, body, _ = exchange(srv.port, f"GET {path} HTTP/1.1\r\n\r\n".encode())
+            for path, headers in requests.items():
+                line = f"GET {path.split('#')[0]} HTTP/1.1\r\n{headers}\r\n".encode()
+                status, _, body, _ = exchange(srv.port, line)
                 answers[path] = (status, body)
         finally:
             srv.shutdown()
             srv.server_close()
+            viewer.close()
     assert answers == {
-        "/cdn/thumb/a%20b.webp": (200, b"RIFF"),
+        "/cdn/thumb/a%20b.webp": (200, b"webp"),
         "/cdn/thumb/missing.webp": (403, b"<Error/>"),
         "/cdn/": (403, b"<Error/>"),
+        "/cdn/thumb/a%20b.auto": (200, b"avif"),
+        "/cdn/thumb/a%20b.auto#firefox-65": (200, b"webp"),
+        "/cdn/thumb/a%20b.auto#curl": (200, b"jpg"),
     }
     assert "Traceback" not in capsys.readouterr().err

@@ -25,6 +25,7 @@ from botocore.exceptions import ClientError
 from core.aws import S3Storage, images_catalog, s3_client
 from core.catalog import ImageRecord, Status
 from core.errors import Rejected, Transient
+from handlers.pending import pending_item
 from infra.local.iam import STATIC_CREDENTIALS, create_roles, function_env, write_profiles
 from infra.local.moto_server import EmbeddedAws
 from infra.local.provision import API_FUNCTION, PROCESS_FUNCTION, Stack, post_rule, provision
@@ -294,3 +295,23 @@ def test_upload_preflights_are_answered_from_the_buckets_cors_rule(
     assert response.status_code == status
     allowed = response.headers.get("Access-Control-Allow-Origin")
     assert allowed == (origin if status == 200 else None)
+
+
+def test_the_default_api_role_may_head_uploads_for_pending(env: Env) -> None:
+    """Without on-demand processing, GET /images/{id}'s PENDING check (a HeadObject under
+    uploads/) runs on HeadUploads alone; removing it makes the same call AccessDenied."""
+    default = provision("iamdefault")
+    assert "OnDemandReadRaw" not in {s.get("Sid") for s in statements(default, API_FUNCTION)}
+    boto3.client("s3").put_object(Bucket=default.raw_bucket, Key="uploads/u/a.jpg", Body=b"x")
+    image_id = f"{default.raw_bucket}/uploads/u/a.jpg"
+
+    def head(role_arn: str) -> dict[str, Any] | None:
+        return pending_item(S3Storage(s3_client(session=assume(role_arn))), default.raw_bucket,
+                            image_id)  # fmt: skip
+
+    found = head(default.roles[API_FUNCTION])
+    assert found is not None and found["status"] == "PENDING"
+    iam = boto3.client("iam")
+    mutated = create_roles(iam, without(default, API_FUNCTION, "HeadUploads"), "no-head")
+    with pytest.raises(Rejected, match="access_denied"):
+        head(mutated[API_FUNCTION])

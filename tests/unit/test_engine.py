@@ -26,8 +26,10 @@ from core.imaging import (
     ImageRejected,
     Limits,
     RenditionSpec,
+    parse_renditions,
     render,
 )
+from loadtest.synthetic import photo_like_bytes
 
 pytestmark = pytest.mark.usefixtures("pillow_globals")
 
@@ -293,3 +295,26 @@ def test_other_presets(preset: str) -> None:
         (800, 600),
         (800, 600),
     ]
+
+
+def test_one_size_in_three_formats_is_resized_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The responsive preset: 12 renditions, 4 resizes; the keys differ only by extension."""
+    calls: list[Any] = []
+    resize_module = importlib.import_module("core.imaging.resize")
+    resize = resize_module._resize
+
+    def counting(image: Image.Image, geo: Any, *args: Any) -> Image.Image:
+        calls.append(geo.size)
+        return resize(image, geo, *args)
+
+    monkeypatch.setattr(resize_module, "_resize", counting)
+    data = photo_like_bytes(2400, 1600, seed=5)
+    result = render(data, parse_renditions("responsive"), Limits())
+    assert len(result.renditions) == 12 and len(calls) == 4, calls
+    by_name: dict[str, set[str]] = {}
+    for rendition in result.renditions:
+        by_name.setdefault(rendition.name, set()).add(rendition.extension)
+    assert by_name == {
+        name: {"avif", "webp", "jpg"} for name in ("thumb", "mobile", "720p", "1080p")
+    }
+    assert result.placeholder is not None

@@ -1,6 +1,8 @@
 """``core.pipeline.process_source`` over in-memory fakes of its two ports: every outcome of
 DESIGN.md's taxonomy, with no AWS at all."""
 
+import base64
+import re
 from dataclasses import replace
 from datetime import timedelta
 
@@ -28,7 +30,7 @@ from core.settings import Settings
 PROCESSED_FIELDS = {
     "image_id", "bucket", "key", "etag", "size", "version_id", "event_time", "event_order",
     "started_at", "attempts", "renditions", "status", "reason", "format", "width", "height",
-    "timings_ms", "profile", "finished_at",
+    "timings_ms", "profile", "finished_at", "placeholder", "color",
 }  # fmt: skip
 FAILED_FIELDS = {
     "image_id", "bucket", "key", "etag", "size", "version_id", "event_time", "event_order",
@@ -54,6 +56,8 @@ def test_processed_renders_stores_and_records(world: World) -> None:
         Status.PROCESSED, None, "abc", len(jpeg()),
     )  # fmt: skip
     assert (record.format, record.width, record.height) == ("jpeg", 96, 64)
+    assert record.placeholder and len(base64.b64decode(record.placeholder)) <= 25
+    assert record.color and re.fullmatch(r"#[0-9a-f]{6}", record.color)
     assert (record.attempts, record.event_order) == (2, source.order)
     assert record.started_at == "2024-05-01T12:00:01.000Z"
     assert record.finished_at == "2024-05-01T12:00:02.000Z"

@@ -39,7 +39,7 @@ def test_default_when_unset_or_named(value: str | None) -> None:
 def test_every_preset_parses_and_is_valid(name: str) -> None:
     specs = parse_renditions(name)
     assert specs == PRESETS[name]
-    assert len({s.name for s in specs}) == len(specs)
+    assert len({(s.name, s.format) for s in specs}) == len(specs)
     # A preset survives a round trip through the JSON form.
     text = as_json(
         *(
@@ -253,3 +253,24 @@ def test_settings_require_names_every_missing_variable() -> None:
         settings.require("raw_bucket", "output_bucket", "table")
     assert "IMGPIPE_RAW_BUCKET" in str(info.value) and "IMGPIPE_OUTPUT_BUCKET" in str(info.value)
     assert "IMGPIPE_TABLE" not in str(info.value)
+
+
+def test_a_name_may_repeat_with_distinct_formats() -> None:
+    specs = parse_renditions(
+        '[{"name":"a","width":9,"height":9,"format":"avif"},'
+        '{"name":"a","width":9,"height":9,"format":"jpeg"}]'
+    )
+    assert [(s.name, s.format) for s in specs] == [("a", "avif"), ("a", "jpeg")]
+    for formats in (("webp", "webp"), ("jpeg", "source")):
+        text = ",".join(f'{{"name":"a","width":9,"height":9,"format":"{f}"}}' for f in formats)
+        with pytest.raises(SpecError, match="duplicate name"):
+            parse_renditions(f"[{text}]")
+
+
+def test_the_responsive_preset_has_every_size_in_three_formats() -> None:
+    specs = parse_renditions("responsive")
+    sizes = {(s.name, s.width, s.height, s.fit) for s in specs}
+    assert sizes == {(s.name, s.width, s.height, s.fit) for s in parse_renditions("default")}
+    for size in sizes:
+        formats = sorted(s.format for s in specs if (s.name, s.width, s.height, s.fit) == size)
+        assert formats == ["avif", "jpeg", "webp"]

@@ -256,6 +256,8 @@ def test_api_role_is_presign_and_read_only_by_default(template: dict[str, Any]) 
     grants = {(a, r) for s in statements for a in as_list(s["Action"]) for r in [s["Resource"]]}
     assert grants == {
         ("s3:PutObject", "<RawBucket.Arn>/uploads/*"),
+        ("s3:GetObject", "<RawBucket.Arn>/uploads/*"),  # HeadObject: PENDING
+        ("s3:ListBucket", "<RawBucket.Arn>"),  # a missing key is 404, not 403
         ("dynamodb:GetItem", "<ImagesTable.Arn>"),
         ("logs:CreateLogStream", "<ApiLogGroup.Arn>"),
         ("logs:PutLogEvents", "<ApiLogGroup.Arn>"),
