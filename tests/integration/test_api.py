@@ -200,7 +200,11 @@ def test_responsive_renditions_get_auto_urls_and_a_srcset(
     assert status == 200 and len(item["renditions"]) == 12
     assert item["placeholder"] and item["color"].startswith("#")
     auto = {r["name"]: r["url"] for r in item["auto"]}
-    assert auto["mobile"] == f"https://d111.cloudfront.net/mobile/{key}.auto"
+    stored = {r["key"] for r in item["renditions"] if r["name"] == "mobile"}
+    webp = next(k for k in stored if k.endswith(".webp"))  # mobile/{key}.{etag8}-{profile}.webp
+    assert webp.startswith(f"mobile/{key}.")
+    assert stored == {webp.removesuffix(".webp") + ext for ext in (".avif", ".webp", ".jpg")}
+    assert auto["mobile"] == f"https://d111.cloudfront.net/{webp.removesuffix('.webp')}.auto"
     assert set(auto) == {"thumb", "mobile", "720p", "1080p"}
     # A 640 x 480 source: mobile, 720p and 1080p all keep it at 640 wide; the crop is left out.
     assert item["srcset"] == f"{auto['mobile']} 640w"
