@@ -14,7 +14,8 @@ from typing import Final
 from core.catalog import ImageRecord, Rendition, Status, Timings
 from core.errors import Rejected, Skipped
 from core.events import SourceObject, iso_ms
-from core.imaging import ImageRejected, RenderResult, render
+from core.imaging import ImageRejected
+from core.imaging.engine import RenderResult, render
 from core.ports import Catalog, Deadline, Storage
 from core.settings import Settings
 

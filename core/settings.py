@@ -4,7 +4,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from core.imaging.decode import Limits
+from core.imaging.limits import Limits
 from core.imaging.specs import RenditionSpec, parse_renditions
 
 # What one record may add to the process's peak RSS, per decoded pixel, at worst. Measured at

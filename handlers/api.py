@@ -1,31 +1,26 @@
 """The HTTP API (API Gateway HTTP API, payload v2) on Powertools' event handler.
 
 Routes: ``POST /uploads`` (a presigned POST), ``GET /images/{image_id+}`` (the table item with
-rendition URLs), ``POST /process`` (synchronous, on-demand processing) and ``GET /config``.
-CORS is API Gateway's (the template's CorsConfiguration): it ignores an integration's own
-CORS headers, so the handler sends none.
+rendition URLs) and ``GET /config``. ``POST /process`` is a function of its own
+(``handlers.process_now``): this one imports nothing of the image engine and runs in little
+memory.
 """
 
 import re
 import unicodedata
 import uuid
 from functools import cache
-from typing import Any, NoReturn
-from urllib.parse import quote
+from typing import Any
 
 from aws_lambda_powertools import Logger
-from aws_lambda_powertools.event_handler import APIGatewayHttpResolver
 from aws_lambda_powertools.event_handler.exceptions import (
     BadRequestError,
-    ForbiddenError,
     NotFoundError,
 )
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from core.errors import AccessDenied, Rejected
-from core.events import SourceObject, iso_ms
-from core.pipeline import process_source
 from core.settings import Settings
+from handlers.http import json_body, new_app, with_urls
 from handlers.runtime import Runtime, connect
 
 CONTENT_TYPES = (
@@ -45,21 +40,13 @@ logger = Logger(service="imgpipe")
 
 @cache
 def runtime() -> Runtime:
-    """Built once per container. The output bucket is checked only by ``POST /process``."""
+    """Built once per container."""
     settings = Settings.from_env()
     settings.require("raw_bucket", "table")
     return connect(settings)
 
 
-app = APIGatewayHttpResolver()
-
-
-def _access_denied(exc: AccessDenied) -> NoReturn:
-    """IAM refused one of this function's calls: the caller hears 403, not a 500."""
-    raise ForbiddenError(f"the API function was denied {exc}") from exc
-
-
-app.exception_handler(AccessDenied)(_access_denied)  # registered by call: the decorator is untyped
+app = new_app("the API function")
 
 
 def sanitise_filename(name: str) -> str:
@@ -70,19 +57,9 @@ def sanitise_filename(name: str) -> str:
     return cleaned[-120:] or "upload"
 
 
-def _json_body() -> dict[str, Any]:
-    try:
-        body = app.current_event.json_body
-    except ValueError:
-        body = None
-    if not isinstance(body, dict):
-        raise BadRequestError("the body must be a JSON object")
-    return body
-
-
 @app.post("/uploads")
 def create_upload() -> dict[str, Any]:
-    body = _json_body()
+    body = json_body(app)
     settings = runtime().settings
     filename, content_type, size = body.get("filename"), body.get("contentType"), body.get("size")
     if not isinstance(filename, str) or not filename.strip():
@@ -120,47 +97,6 @@ def get_image() -> dict[str, Any]:
     return with_urls(record.to_item(), rt)
 
 
-@app.post("/process")
-def process_now() -> dict[str, Any]:
-    body = _json_body()
-    rt = runtime()
-    bucket, key = body.get("bucket"), body.get("key")
-    if not isinstance(bucket, str) or not isinstance(key, str) or not key:
-        raise BadRequestError("bucket and key: required strings")
-    if bucket != rt.settings.raw_bucket:
-        raise ForbiddenError("only the configured raw bucket can be processed")
-    rt.settings.check_processing()
-    source = _head_source(rt, bucket, key)
-    outcome = process_source(source, rt.settings, rt.storage, rt.catalog)
-    if outcome.reason == "access_denied":
-        raise _unreadable(bucket, key)
-    record = rt.catalog.get(source.image_id)
-    item = record.to_item() if record else {}
-    return with_urls({**item, "outcome": outcome.status, "outcomeReason": outcome.reason}, rt)
-
-
-def _head_source(rt: Runtime, bucket: str, key: str) -> SourceObject:
-    """The object as its event would describe it: 404 when missing, 403 when unreadable."""
-    try:
-        head = rt.storage.head(bucket, key)
-    except Rejected as rejection:  # access_denied, the only verdict a HeadObject gives
-        raise _unreadable(bucket, key) from rejection
-    if head is None:
-        raise NotFoundError(f"no object s3://{bucket}/{key}")
-    return SourceObject(
-        bucket=bucket,
-        key=key,
-        size=int(head["ContentLength"]),
-        etag=str(head["ETag"]).strip('"'),
-        event_time=iso_ms(head["LastModified"]),
-        version_id=head.get("VersionId"),
-    )
-
-
-def _unreadable(bucket: str, key: str) -> ForbiddenError:
-    return ForbiddenError(f"the API function may not read s3://{bucket}/{key}")
-
-
 @app.get("/config")
 def config() -> dict[str, Any]:
     settings = Settings.from_env()
@@ -170,18 +106,6 @@ def config() -> dict[str, Any]:
         "contentTypes": list(CONTENT_TYPES),
         "renditions": [spec.name for spec in settings.renditions],
     }
-
-
-def with_urls(item: dict[str, Any], rt: Runtime) -> dict[str, Any]:
-    """Rendition URLs: the CloudFront domain when configured, presigned GETs otherwise. Keys
-    are percent-encoded: ``+ % # ?`` and spaces are legal in keys, not in URL paths."""
-    settings = rt.settings
-    for rendition in item.get("renditions", []):
-        if settings.cdn_domain:
-            rendition["url"] = f"{settings.cdn_url}/{quote(rendition['key'], safe='/')}"
-        else:
-            rendition["url"] = rt.storage.presigned_get(settings.output_bucket, rendition["key"])
-    return item
 
 
 @logger.inject_lambda_context

@@ -14,8 +14,6 @@ from core.settings import fault_injection
 from infra.commands.signals import stop_signals
 from infra.console import console, error, error_console
 
-API_TIMEOUT_S = 29  # the template's ApiFunction Timeout
-
 
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser(
@@ -105,24 +103,25 @@ def run(args: argparse.Namespace) -> int:
 
 
 def serve_api(local: Any, server: Any, origin: str, source_buckets: list[str]) -> Any:
-    """Start the API function (its own processes, its own role) behind the local gateway."""
+    """Start the API's functions (each in its own processes, with its own role) behind the
+    local gateway, which routes each route to the function its integration names."""
     # Deferred (see run): these import boto3 and Powertools, over 1 s.
     from core.aws import s3_client
+    from infra.local.api_functions import ApiFunctions
     from infra.local.apigw import HttpApiGateway, cors_from_template, routes_from_template
-    from infra.local.functions import LocalFunction
     from infra.local.http_api import cdn_reader
-    from infra.local.provision import API_FUNCTION, create_bucket
+    from infra.local.provision import create_bucket
 
     stack = local.resources
     s3 = s3_client()
     for bucket in source_buckets:
         create_bucket(s3, bucket, stack.region)
-    env = {**local.function_env(API_FUNCTION), "IMGPIPE_CDN_DOMAIN": f"{origin}/cdn"}
-    api = LocalFunction("handlers.api.handler", env, API_TIMEOUT_S, "imgpipe-api")
-    api.warm()
     resources = stack.resources
+    extra = {"IMGPIPE_CDN_DOMAIN": f"{origin}/cdn"}
+    api = ApiFunctions(resources, local.function_env, extra, local.options.prefix)
+    api.warm()
     server.gateway = HttpApiGateway(
-        routes_from_template(resources), cors_from_template(resources), api.invoke
+        routes_from_template(resources), cors_from_template(resources), api.integrations
     )
     server.cdn = cdn_reader(s3, stack.output_bucket)  # CloudFront's own access (OAC)
     return api

@@ -31,6 +31,7 @@ _VARIABLE = re.compile(r"\{([^{}+]+)(\+?)\}")
 _LITERAL, _PARAM, _GREEDY = 0, 1, 2
 
 HeaderPairs = list[tuple[str, str]]
+Invoke = Callable[[dict[str, Any]], Any]
 log = logging.getLogger(__name__)
 
 
@@ -172,23 +173,42 @@ class HttpResponse:
 def routes_from_template(
     resources: Mapping[str, Any], api_logical_id: str = "HttpApi"
 ) -> list[Route]:
-    """The routes of one HTTP API in resolved template resources.
+    """The routes of one HTTP API in resolved template resources (see :func:`template_routes`)."""
+    return [Route.from_key(key) for key in template_routes(resources, api_logical_id)]
+
+
+def template_routes(
+    resources: Mapping[str, Any], api_logical_id: str = "HttpApi"
+) -> dict[str, str]:
+    """``{route key: logical id of the function it integrates}`` for one HTTP API.
 
     SAM ``HttpApi`` events whose ``ApiId`` refers to the API (an event without ``ApiId``
     belongs to ``ServerlessHttpApi``; one without Path and Method is the $default route
-    [sam]), and ``AWS::ApiGatewayV2::Route`` resources with that ``ApiId``.
+    [sam]) integrate their own function. An ``AWS::ApiGatewayV2::Route`` with that ``ApiId``
+    integrates what its ``Target`` (``integrations/{IntegrationId}``) names: the
+    integration's ``IntegrationUri``, a function's ARN.
     """
-    api_ref, keys = f"<{api_logical_id}>", []
-    for resource in resources.values():
+    api_ref, routes = f"<{api_logical_id}>", {}
+    for name, resource in resources.items():
         props = resource.get("Properties") or {}
         if resource.get("Type") == "AWS::ApiGatewayV2::Route" and props.get("ApiId") == api_ref:
-            keys.append(props["RouteKey"])
+            routes[props["RouteKey"]] = _target_function(resources, str(props.get("Target", "")))
         for event in (props.get("Events") or {}).values():
             spec = event.get("Properties") or {}
             if event.get("Type") == "HttpApi" and spec.get("ApiId", _IMPLICIT_REF) == api_ref:
                 has_route = spec.get("Path") or spec.get("Method")
-                keys.append(f"{spec['Method']} {spec['Path']}" if has_route else DEFAULT_ROUTE)
-    return [Route.from_key(key) for key in keys]
+                routes[f"{spec['Method']} {spec['Path']}" if has_route else DEFAULT_ROUTE] = name
+    return routes
+
+
+def _target_function(resources: Mapping[str, Any], target: str) -> str:
+    """The function behind a route's ``Target``; ValueError when it names none."""
+    integration = target.removeprefix("integrations/").strip("<>")
+    props = (resources.get(integration) or {}).get("Properties") or {}
+    function = str(props.get("IntegrationUri", "")).strip("<>").split(".", 1)[0]
+    if not target.startswith("integrations/") or function not in resources:
+        raise ValueError(f"route target {target!r} names no function of the template")
+    return function
 
 
 def cors_from_template(
@@ -212,19 +232,28 @@ def cors_from_template(
 
 
 class HttpApiGateway:
-    """Route a request, call the integration with a v2 event, apply CORS to the answer."""
+    """Route a request, call the integration with a v2 event, apply CORS to the answer.
+
+    ``invoke`` is one integration for every route, or ``{route key: integration}`` (each
+    route to the function its template integration names)."""
 
     def __init__(
         self,
         routes: Sequence[Route],
         cors: Cors | None,
-        invoke: Callable[[dict[str, Any]], Any],
+        invoke: Invoke | Mapping[str, Invoke],
         max_body_bytes: int = 10 * 1024 * 1024,
     ) -> None:
         self.routes = sorted((r for r in routes if r.path != DEFAULT_ROUTE), key=Route.rank)
         self.default = next((r for r in routes if r.path == DEFAULT_ROUTE), None)
         self.cors = cors
-        self.invoke = invoke
+        keys = [route.key for route in routes]
+        self.integrations = (
+            dict(invoke) if isinstance(invoke, Mapping) else dict.fromkeys(keys, invoke)
+        )
+        missing = set(keys) - self.integrations.keys()
+        if missing:
+            raise ValueError(f"routes without an integration: {', '.join(sorted(missing))}")
         self.max_body_bytes = max_body_bytes  # [quotas]: "Payload size: 10 MB"
 
     def select(self, method: str, path: str) -> tuple[Route, dict[str, str]] | None:
@@ -260,7 +289,7 @@ class HttpApiGateway:
             path_parameters=params,
         )
         try:
-            status, out_headers, body = integration_response(self.invoke(event))
+            status, out_headers, body = integration_response(self.integrations[route.key](event))
         except Exception:  # [errors]: a failing or malformed integration gives a 500
             log.exception("integration for %s failed", route.key)
             return _gateway_error(500, "Internal Server Error")

@@ -20,6 +20,7 @@ from infra.template.loading import load_template
 from infra.worker.lambda_event import queue_arn_from_url
 
 PROCESS_FUNCTION, API_FUNCTION = "ProcessFunction", "ApiFunction"
+PROCESS_NOW_FUNCTION = "ProcessNowFunction"  # POST /process, only with OnDemandProcessing
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,7 @@
 """The HTTP API handler: presigned POST, image lookup, on-demand processing and errors."""
 
 import base64
+import functools
 import json
 import time
 from collections.abc import Callable, Iterator
@@ -15,7 +16,8 @@ from botocore.awsrequest import AWSResponse
 
 import handlers.api
 import handlers.process
-from infra.local.apigw import HttpApiGateway, HttpRequest, routes_from_template
+import handlers.process_now
+from infra.local.apigw import HttpApiGateway, HttpRequest, routes_from_template, template_routes
 from infra.local.canned import canned_response
 from infra.local.moto_server import EmbeddedAws
 from infra.local.provision import Stack, provision
@@ -26,7 +28,14 @@ from loadtest.synthetic import photo_like_bytes
 
 JPEG = photo_like_bytes(640, 480, seed=3)
 ON_DEMAND = {"OnDemandProcessing": "true"}
-ROUTES = routes_from_template(Evaluator(load_template(), ON_DEMAND).resources())
+RESOURCES = Evaluator(load_template(), ON_DEMAND).resources()
+ROUTES = routes_from_template(RESOURCES)
+HANDLERS = {"ApiFunction": handlers.api.handler, "ProcessNowFunction": handlers.process_now.handler}
+RUNTIMES = {
+    "ApiFunction": handlers.api.runtime,
+    "ProcessNowFunction": handlers.process_now.runtime,
+    "ProcessFunction": handlers.process.runtime,
+}
 
 
 @pytest.fixture(scope="module")
@@ -56,28 +65,36 @@ def build_as(
 def api_stack(
     strict_stack: tuple[EmbeddedAws, Stack], monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[Stack]:
-    """The API handler runs as the template's API role, the process handler as its process
-    role, and presigned URLs are real HTTP endpoints behind the POST policy checker."""
+    """Each handler runs as its own template role (the API, on-demand and process functions),
+    and presigned URLs are real HTTP endpoints behind the POST policy checker."""
     _, stack = strict_stack
     monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")
     for name, value in stack.env().items():
         monkeypatch.setenv(name, value)
-    for function, runtime in (("ApiFunction", handlers.api.runtime),
-                              ("ProcessFunction", handlers.process.runtime)):  # fmt: skip
+    for function, runtime in RUNTIMES.items():
         runtime.cache_clear()
         build_as(monkeypatch, role_env(stack.roles[function]), runtime)
     yield stack
-    handlers.api.runtime.cache_clear()
-    handlers.process.runtime.cache_clear()
+    for runtime in RUNTIMES.values():
+        runtime.cache_clear()
 
 
 def call(method: str, path: str, body: Any = None) -> tuple[int, Any]:
-    """A request through the local API Gateway, routed by the template's routes."""
+    """A request through the local API Gateway, each route to the function the template
+    integrates it with."""
     raw = b"" if body is None else (body if isinstance(body, bytes) else json.dumps(body).encode())
-    gateway = HttpApiGateway(ROUTES, None, lambda event: handlers.api.handler(event, context()))
+    integrations = {
+        key: functools.partial(_invoke, HANDLERS[function])
+        for key, function in template_routes(RESOURCES).items()
+    }
+    gateway = HttpApiGateway(ROUTES, None, integrations)
     request = HttpRequest(method, path, "", [("content-type", "application/json")], raw)
     response = gateway.handle(request)
     return response.status, json.loads(response.body) if response.body else None
+
+
+def _invoke(handler: Callable[[Any, Any], Any], event: dict[str, Any]) -> Any:
+    return handler(event, context())
 
 
 def get_image(image_id: str) -> tuple[int, Any]:
@@ -170,7 +187,7 @@ def test_unknown_image_is_404(api_stack: Stack) -> None:
 
 def test_process_on_demand(api_stack: Stack, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("IMGPIPE_CDN_DOMAIN", "d111.cloudfront.net")
-    handlers.api.runtime.cache_clear()
+    handlers.process_now.runtime.cache_clear()
     key = "uploads/manual/ü b.jpg"
     boto3.client("s3").put_object(Bucket=api_stack.raw_bucket, Key=key, Body=JPEG)
     status, item = call("POST", "/process", {"bucket": api_stack.raw_bucket, "key": key})
@@ -208,11 +225,11 @@ def test_process_access_denied_anywhere_is_403_json(
 ) -> None:
     key = "uploads/denied/a.jpg"
     boto3.client("s3").put_object(Bucket=api_stack.raw_bucket, Key=key, Body=JPEG)
-    client = handlers.api.runtime().storage.client
+    client = handlers.process_now.runtime().storage.client
     client.meta.events.register_first(f"before-send.s3.{operation}", hook)
     status, error = call("POST", "/process", {"bucket": api_stack.raw_bucket, "key": key})
     assert status == 403, error
-    assert "the API function" in error["message"] and key in error["message"]
+    assert "the on-demand processing function" in error["message"] and key in error["message"]
 
 
 def test_process_other_bucket_is_403_and_missing_is_404(api_stack: Stack) -> None:

@@ -27,7 +27,14 @@ from core.catalog import ImageRecord, Status
 from core.errors import Rejected, Transient
 from infra.local.iam import STATIC_CREDENTIALS, create_roles, function_env, write_profiles
 from infra.local.moto_server import EmbeddedAws
-from infra.local.provision import API_FUNCTION, PROCESS_FUNCTION, Stack, post_rule, provision
+from infra.local.provision import (
+    API_FUNCTION,
+    PROCESS_FUNCTION,
+    PROCESS_NOW_FUNCTION,
+    Stack,
+    post_rule,
+    provision,
+)
 from infra.local.strict_front import FormPostGuard
 from infra.worker.poller import PollerConfig, collect_batch, delete_succeeded
 
@@ -123,7 +130,7 @@ def upload_through_presigned_post(session: boto3.session.Session, stack: Stack) 
         raise PermissionError(f"{response.status_code}: {response.text}")
 
 
-# Each statement of both roles, and the path that needs it. Statements with no local path
+# Each statement of every role, and the path that needs it. Statements with no local path
 # are listed in NOT_EXERCISED_LOCALLY, with the reason; the test below keeps both complete.
 PATHS: dict[tuple[str, str], Probe] = {
     (PROCESS_FUNCTION, "ReadRawObjects"): fetch_raw,
@@ -133,9 +140,9 @@ PATHS: dict[tuple[str, str], Probe] = {
     (PROCESS_FUNCTION, "ReadBackfillSources"): fetch_backfill_source,
     (API_FUNCTION, "PresignUploads"): upload_through_presigned_post,
     (API_FUNCTION, "ReadCatalog"): read_item,
-    (API_FUNCTION, "OnDemandReadRaw"): fetch_raw,
-    (API_FUNCTION, "OnDemandWriteRenditions"): store_rendition,
-    (API_FUNCTION, "OnDemandWriteCatalog"): record_item,
+    (PROCESS_NOW_FUNCTION, "OnDemandReadRaw"): fetch_raw,
+    (PROCESS_NOW_FUNCTION, "OnDemandWriteRenditions"): store_rendition,
+    (PROCESS_NOW_FUNCTION, "OnDemandWriteCatalog"): record_item,
 }
 NOT_EXERCISED_LOCALLY = {
     "Logs": "the Lambda service writes the functions' logs; nothing local calls CloudWatch Logs",
@@ -169,7 +176,9 @@ def without(stack: Stack, function: str, sid: str) -> dict[str, Any]:
 
 def test_every_statement_has_a_path_or_a_reason(env: Env) -> None:
     sids = {
-        (f, s["Sid"]) for f in (PROCESS_FUNCTION, API_FUNCTION) for s in statements(env.stack, f)
+        (f, s["Sid"])
+        for f in (PROCESS_FUNCTION, API_FUNCTION, PROCESS_NOW_FUNCTION)
+        for s in statements(env.stack, f)
     }
     covered = set(PATHS) | {(f, sid) for f, sid in sids if sid in NOT_EXERCISED_LOCALLY}
     assert sids == covered
@@ -200,9 +209,14 @@ def test_the_process_role_cannot_write_raw_or_read_an_ungranted_bucket(env: Env)
 
 
 def test_the_api_role_cannot_read_renditions_or_write_outside_uploads(env: Env) -> None:
+    """Not even with OnDemandProcessing: POST /process has a function and a role of its own."""
     session = assume(env.stack.roles[API_FUNCTION])
     s3 = s3_client(session=session)
     store_rendition(boto3.session.Session(), env.stack)  # as the operator
+    with pytest.raises((ClientError, Transient, Rejected), match="AccessDenied|access_denied"):
+        fetch_raw(session, env.stack)
+    with pytest.raises((ClientError, Transient, Rejected), match="AccessDenied|access_denied"):
+        store_rendition(session, env.stack)
     with pytest.raises(ClientError, match="AccessDenied"):
         s3.get_object(Bucket=env.stack.output_bucket, Key="thumb/uploads/u/cat.jpg.webp")
     with pytest.raises(ClientError, match="AccessDenied"):

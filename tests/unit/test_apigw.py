@@ -15,6 +15,7 @@ from infra.local.apigw import (
     Route,
     cors_from_template,
     routes_from_template,
+    template_routes,
 )
 from infra.template.evaluation import Evaluator
 from infra.template.loading import load_template
@@ -99,10 +100,16 @@ def gateway(keys: list[str], cors: Cors | None = None, output: Any = None) -> Ht
     return HttpApiGateway([Route.from_key(k) for k in keys], cors, Recorder(output))
 
 
+def recorder_of(api: HttpApiGateway) -> Recorder:
+    """The one Recorder a gateway built by these helpers sends every route to."""
+    (recorder,) = set(api.integrations.values())
+    assert isinstance(recorder, Recorder)
+    return recorder
+
+
 def routed(api: HttpApiGateway, method: str, target: str) -> str | None:
     """The route key the integration saw, None when nothing was invoked."""
-    recorder = api.invoke
-    assert isinstance(recorder, Recorder)
+    recorder = recorder_of(api)
     recorder.events.clear()
     api.handle(request(method, target))
     return recorder.events[0]["routeKey"] if recorder.events else None
@@ -191,6 +198,35 @@ def test_routes_from_the_template() -> None:
     assert routes_from_template(Evaluator(load_template()).resources(), "OtherApi") == []
 
 
+def test_each_route_integrates_the_function_its_template_names() -> None:
+    """SAM events integrate their own function; an ApiGatewayV2 Route its Target's
+    integration's IntegrationUri (POST /process: its own function, not the API's)."""
+    on_demand = Evaluator(load_template(), {"OnDemandProcessing": "true"}).resources()
+    assert template_routes(on_demand) == {
+        "POST /uploads": "ApiFunction",
+        "GET /images/{image_id+}": "ApiFunction",
+        "GET /config": "ApiFunction",
+        "POST /process": "ProcessNowFunction",
+    }
+
+
+def test_a_route_target_that_names_no_function_is_refused() -> None:
+    resources = Evaluator(load_template(), {"OnDemandProcessing": "true"}).resources()
+    resources["ProcessNowRoute"]["Properties"]["Target"] = "integrations/<Nowhere>"
+    with pytest.raises(ValueError, match="names no function"):
+        template_routes(resources)
+
+
+def test_the_gateway_invokes_each_routes_own_integration() -> None:
+    uploads, process = Recorder(), Recorder()
+    routes = [Route.from_key("POST /uploads"), Route.from_key("POST /process")]
+    api = HttpApiGateway(routes, None, {"POST /uploads": uploads, "POST /process": process})
+    api.handle(request("POST", "/process"))
+    assert [e["routeKey"] for e in process.events] == ["POST /process"] and uploads.events == []
+    with pytest.raises(ValueError, match="without an integration: POST /process"):
+        HttpApiGateway(routes, None, {"POST /uploads": uploads})
+
+
 def template_gateway(image_path: str | None = None) -> HttpApiGateway:
     """A gateway on the default template, GetImage's path optionally replaced."""
     template = load_template()
@@ -218,7 +254,7 @@ def test_path_parameters_are_percent_decoded() -> None:
     integration" (Create routes for HTTP APIs); live events show rawPath decoded too."""
     api = template_gateway()
     api.handle(request("GET", "/images/imgpipe-raw%2Fuploads%2Fx%2Fc%C3%A4t%20a.jpg?v=1"))
-    (event,) = api.invoke.events  # type: ignore[attr-defined]
+    (event,) = recorder_of(api).events
     assert event["pathParameters"] == {"image_id": "imgpipe-raw/uploads/x/cät a.jpg"}
     assert event["rawPath"] == event["requestContext"]["http"]["path"]
     assert event["rawPath"] == "/images/imgpipe-raw/uploads/x/cät a.jpg"
@@ -405,7 +441,7 @@ def test_the_gateway_answers_an_allowed_preflight(origin: str) -> None:
         "Access-Control-Allow-Headers": "content-type",
         "Access-Control-Max-Age": "600",
     }
-    assert api.invoke.events == []  # type: ignore[attr-defined]
+    assert recorder_of(api).events == []
 
 
 @pytest.mark.parametrize(

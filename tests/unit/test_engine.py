@@ -20,14 +20,9 @@ from imaging_fixtures import (
 )
 from PIL import Image
 
-from core.imaging import (
-    PRESETS,
-    DecodedImage,
-    ImageRejected,
-    Limits,
-    RenditionSpec,
-    render,
-)
+from core.imaging import PRESETS, ImageRejected, Limits, RenditionSpec
+from core.imaging.decode import DecodedImage
+from core.imaging.engine import render
 
 pytestmark = pytest.mark.usefixtures("pillow_globals")
 

@@ -229,6 +229,15 @@ def test_contract_shape(template: dict[str, Any]) -> None:
     assert "ProcessNowRoute" not in res  # POST /process exists only with OnDemandProcessing
     on_demand = Evaluator(template, {"OnDemandProcessing": "true"}).resources()
     assert on_demand["ProcessNowRoute"]["Properties"]["RouteKey"] == "POST /process"
+    process_now = on_demand["ProcessNowFunction"]["Properties"]
+    assert process_now["ImageConfig"]["Command"] == ["handlers.process_now.handler"]
+    assert on_demand["ProcessNowIntegration"]["Properties"]["IntegrationUri"] == (
+        "<ProcessNowFunction.Arn>"
+    )
+    assert on_demand["ProcessNowPermission"]["Properties"]["FunctionName"] == "<ProcessNowFunction>"
+    # The API function imports no engine: small memory; POST /process runs the engine.
+    assert (api["MemorySize"], process_now["MemorySize"]) == ("512", process["MemorySize"])
+    assert process_now["Timeout"] < 30  # API Gateway's integration timeout
     table = res["ImagesTable"]["Properties"]
     assert table["BillingMode"] == "PAY_PER_REQUEST"
     assert table["KeySchema"] == [{"AttributeName": "image_id", "KeyType": "HASH"}]
