@@ -110,6 +110,7 @@ class ImageRecord:
     width: int | None = None
     height: int | None = None
     timings_ms: Timings | None = None
+    owner: str | None = None  # the uploader (core.tenancy), for keys that name one
 
     @property
     def image_id(self) -> str:
@@ -141,6 +142,7 @@ class ImageRecord:
             "width": self.width,
             "height": self.height,
             "timings_ms": self.timings_ms.to_item() if self.timings_ms is not None else None,
+            "owner": self.owner,
         }
         item.update((name, value) for name, value in optional.items() if value is not None)
         item["finished_at"] = self.finished_at
@@ -171,6 +173,7 @@ class ImageRecord:
             width=_optional_int(item.get("width")),
             height=_optional_int(item.get("height")),
             timings_ms=Timings.from_item(timings) if timings is not None else None,
+            owner=item.get("owner"),
         )
 
 

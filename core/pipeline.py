@@ -18,6 +18,7 @@ from core.imaging import ImageRejected
 from core.imaging.engine import RenderResult, render
 from core.ports import Catalog, Deadline, Storage
 from core.settings import Settings
+from core.tenancy import owner_of_key
 
 SKIPPED: Final = "SKIPPED"
 
@@ -147,6 +148,7 @@ def _new_record(
         width=image.width if image else None,
         height=image.height if image else None,
         timings_ms=timings,
+        owner=owner_of_key(source.key),
     )
 
 

@@ -3,12 +3,11 @@
 Routes: ``POST /uploads`` (a presigned POST), ``GET /images/{image_id+}`` (the table item with
 rendition URLs) and ``GET /config``. ``POST /process`` is a function of its own
 (``handlers.process_now``): this one imports nothing of the image engine and runs in little
-memory.
+memory. The caller is the one the authorizer established (``handlers.identity``): uploads go
+under ``uploads/{owner}/{uuid}/{name}``, and an image is visible to its owner and to admins
+only (``core.tenancy.may_read``).
 """
 
-import re
-import unicodedata
-import uuid
 from functools import cache
 from typing import Any
 
@@ -19,8 +18,10 @@ from aws_lambda_powertools.event_handler.exceptions import (
 )
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from core.settings import Settings
+from core.settings import AuthSettings, Settings
+from core.tenancy import may_read, upload_key
 from handlers.http import json_body, new_app, with_urls
+from handlers.identity import caller
 from handlers.runtime import Runtime, connect
 
 CONTENT_TYPES = (
@@ -33,7 +34,6 @@ CONTENT_TYPES = (
     "image/avif",
 )
 UPLOAD_EXPIRY_S = 300
-_UNSAFE_FILENAME = re.compile(r"[^A-Za-z0-9._-]+")
 
 logger = Logger(service="imgpipe")
 
@@ -49,14 +49,6 @@ def runtime() -> Runtime:
 app = new_app("the API function")
 
 
-def sanitise_filename(name: str) -> str:
-    """A safe last path segment: no directories, no traversal, ASCII letters and digits."""
-    base = name.replace("\\", "/").rsplit("/", 1)[-1]
-    ascii_name = unicodedata.normalize("NFKD", base).encode("ascii", "ignore").decode()
-    cleaned = _UNSAFE_FILENAME.sub("-", ascii_name).strip(".-")
-    return cleaned[-120:] or "upload"
-
-
 @app.post("/uploads")
 def create_upload() -> dict[str, Any]:
     body = json_body(app)
@@ -70,7 +62,7 @@ def create_upload() -> dict[str, Any]:
         raise BadRequestError("size: must be a positive integer (bytes)")
     if size > settings.max_bytes:
         raise BadRequestError(f"size: {size} bytes exceeds the limit of {settings.max_bytes}")
-    key = f"uploads/{uuid.uuid4().hex}/{sanitise_filename(filename)}"
+    key = upload_key(caller(app.current_event.raw_event, settings.auth.mode).subject, filename)
     post = runtime().storage.presigned_post(
         settings.raw_bucket, key, content_type, size, UPLOAD_EXPIRY_S
     )
@@ -86,13 +78,15 @@ def create_upload() -> dict[str, Any]:
 @app.get("/images/.+")  # the greedy /images/{image_id+}: ids are "{bucket}/{key}"
 def get_image() -> dict[str, Any]:
     rt = runtime()
+    identity = caller(app.current_event.raw_event, rt.settings.auth.mode)
     # API Gateway passes the matched id already decoded; decoding again would corrupt keys
     # that hold "%".
     image_id = app.current_event.path_parameters.get("image_id")
     if not image_id:
         raise NotFoundError("no image id in the path")
     record = rt.catalog.get(image_id)
-    if record is None:
+    # Someone else's image is as unknown as a missing one: existence does not leak.
+    if record is None or not may_read(identity, image_id, record.owner):
         raise NotFoundError(f"no image {image_id!r}")
     return with_urls(record.to_item(), rt)
 
@@ -105,7 +99,17 @@ def config() -> dict[str, Any]:
         "maxPixels": settings.max_pixels,
         "contentTypes": list(CONTENT_TYPES),
         "renditions": [spec.name for spec in settings.renditions],
+        "auth": sign_in_config(settings.auth),
     }
+
+
+def sign_in_config(auth: AuthSettings) -> dict[str, str]:
+    """How the page signs in: Cognito's endpoint, pool and client for cognito; only the mode
+    otherwise (jwt and iam callers bring their own token or signature)."""
+    if auth.mode != "cognito":
+        return {"mode": auth.mode}
+    return {"mode": auth.mode, "endpoint": auth.endpoint, "userPoolId": auth.user_pool_id,
+            "clientId": auth.client_id}  # fmt: skip
 
 
 @logger.inject_lambda_context

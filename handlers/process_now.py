@@ -1,7 +1,7 @@
 """``POST /process``: synchronous, on-demand processing of one raw object (API Gateway HTTP
 API, payload v2). Its own function (ProcessNowFunction, only with OnDemandProcessing): it
 runs the engine, so it has the process function's memory and the pipeline's grants, which
-the API function does without."""
+the API function does without. Admins only: it can process any key of the raw bucket."""
 
 from functools import cache
 from typing import Any
@@ -18,7 +18,9 @@ from core.errors import Rejected
 from core.events import SourceObject, iso_ms
 from core.pipeline import process_source
 from core.settings import Settings
+from core.tenancy import ADMIN_GROUP
 from handlers.http import json_body, new_app, with_urls
+from handlers.identity import caller
 from handlers.runtime import Runtime, connect
 
 FUNCTION = "the on-demand processing function"
@@ -39,8 +41,10 @@ app = new_app(FUNCTION)
 
 @app.post("/process")
 def process_now() -> dict[str, Any]:
-    body = json_body(app)
     rt = runtime()
+    if not caller(app.current_event.raw_event, rt.settings.auth.mode).admin:
+        raise ForbiddenError(f"only members of {ADMIN_GROUP} may process on demand")
+    body = json_body(app)
     bucket, key = body.get("bucket"), body.get("key")
     if not isinstance(bucket, str) or not isinstance(key, str) or not key:
         raise BadRequestError("bucket and key: required strings")

@@ -110,6 +110,7 @@ def serve_api(local: Any, server: Any, origin: str, source_buckets: list[str]) -
     from infra.local.api_functions import ApiFunctions
     from infra.local.apigw import HttpApiGateway, cors_from_template, routes_from_template
     from infra.local.http_api import cdn_reader
+    from infra.local.jwt_authorizer import route_authorizers
     from infra.local.provision import create_bucket
 
     stack = local.resources
@@ -117,11 +118,15 @@ def serve_api(local: Any, server: Any, origin: str, source_buckets: list[str]) -
     for bucket in source_buckets:
         create_bucket(s3, bucket, stack.region)
     resources = stack.resources
-    extra = {"IMGPIPE_CDN_DOMAIN": f"{origin}/cdn"}
+    # The CDN's and Cognito's local stand-ins replace their AWS domains.
+    extra = {"IMGPIPE_CDN_DOMAIN": f"{origin}/cdn", "IMGPIPE_AUTH_ENDPOINT": local.aws.endpoint}
     api = ApiFunctions(resources, local.function_env, extra, local.options.prefix)
     api.warm()
     server.gateway = HttpApiGateway(
-        routes_from_template(resources), cors_from_template(resources), api.integrations
+        routes_from_template(resources),
+        cors_from_template(resources),
+        api.integrations,
+        authorizers=route_authorizers(resources, origin=local.aws.endpoint),
     )
     server.cdn = cdn_reader(s3, stack.output_bucket)  # CloudFront's own access (OAC)
     return api
@@ -142,6 +147,7 @@ def announce(local: Any, origin: str, as_json: bool) -> None:
             "table": stack.table,
             "queue_url": stack.queue_url,
             "dlq_url": stack.dlq_url,
+            "users": {name: user.as_json() for name, user in local.users.items()},
         }  # fmt: skip
         sys.stdout.write(json.dumps(line) + "\n")
         sys.stdout.flush()
@@ -159,3 +165,6 @@ def announce(local: Any, origin: str, as_json: bool) -> None:
         ("workers", " ".join(map(str, local.pool.pids if local.pool else []))),
     ):
         console.print(f"  {label:<16}{value}", soft_wrap=True)
+    for name, user in local.users.items():
+        role = "admin" if user.admin else "user"
+        console.print(f"  sign in as {name:<6}password {user.password}  ({role})", soft_wrap=True)

@@ -1,6 +1,7 @@
 """The functions behind the local HTTP API: one :class:`LocalFunction` per function that the
 template's routes integrate, each with its own role's credentials, its handler (the image's
-Command), its Timeout and its MemorySize, as on AWS."""
+Command), its Timeout, its MemorySize and its auth settings (the template's ``IMGPIPE_AUTH_*``
+variables), as on AWS."""
 
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -25,7 +26,9 @@ class ApiFunctions:
         self.functions: dict[str, LocalFunction] = {}
         for name in sorted(set(routes.values())):
             props = resources[name]["Properties"]
+            variables = (props.get("Environment") or {}).get("Variables") or {}
             env = {
+                **{k: v for k, v in variables.items() if k.startswith("IMGPIPE_AUTH_")},
                 **function_env(name),
                 **extra_env,
                 "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(props["MemorySize"]),

@@ -32,6 +32,7 @@ _LITERAL, _PARAM, _GREEDY = 0, 1, 2
 
 HeaderPairs = list[tuple[str, str]]
 Invoke = Callable[[dict[str, Any]], Any]
+Authorize = Callable[[Mapping[str, str]], dict[str, Any] | None]  # headers -> context or refusal
 log = logging.getLogger(__name__)
 
 
@@ -235,7 +236,9 @@ class HttpApiGateway:
     """Route a request, call the integration with a v2 event, apply CORS to the answer.
 
     ``invoke`` is one integration for every route, or ``{route key: integration}`` (each
-    route to the function its template integration names)."""
+    route to the function its template integration names). ``authorizers`` gives, for each
+    route that has one, the authorizer context of a request's headers, None to refuse it
+    (``infra.local.jwt_authorizer``)."""
 
     def __init__(
         self,
@@ -243,7 +246,9 @@ class HttpApiGateway:
         cors: Cors | None,
         invoke: Invoke | Mapping[str, Invoke],
         max_body_bytes: int = 10 * 1024 * 1024,
+        authorizers: Mapping[str, Authorize] | None = None,
     ) -> None:
+        self.authorizers = dict(authorizers or {})
         self.routes = sorted((r for r in routes if r.path != DEFAULT_ROUTE), key=Route.rank)
         self.default = next((r for r in routes if r.path == DEFAULT_ROUTE), None)
         self.cors = cors
@@ -278,6 +283,10 @@ class HttpApiGateway:
         if selected is None:
             return _gateway_error(404, "Not Found")  # [routes]: {"message":"Not Found"}
         route, params = selected
+        authorizer = self.authorizers.get(route.key)
+        context = authorizer(headers) if authorizer else None
+        if authorizer and context is None:  # preflights above never reach an authorizer
+            return self._with_cors(_gateway_error(401, "Unauthorized"), headers)
         event = http_api_event(
             request.method,
             path,
@@ -287,16 +296,23 @@ class HttpApiGateway:
             request.source_ip,
             route_key=route.key,
             path_parameters=params,
+            authorizer=context,
         )
         try:
             status, out_headers, body = integration_response(self.integrations[route.key](event))
         except Exception:  # [errors]: a failing or malformed integration gives a 500
             log.exception("integration for %s failed", route.key)
             return _gateway_error(500, "Internal Server Error")
-        if self.cors:  # [cors]: "ignores CORS headers returned from your backend integration"
-            out_headers = [h for h in out_headers if not h[0].lower().startswith("access-control-")]
-            out_headers += self.cors.response_headers(headers.get("origin", ""))
-        return HttpResponse(status, out_headers, body)
+        return self._with_cors(HttpResponse(status, out_headers, body), headers)
+
+    def _with_cors(self, response: HttpResponse, headers: Mapping[str, str]) -> HttpResponse:
+        """[cors]: the API "ignores CORS headers returned from your backend integration" and
+        sends its own, on every response."""
+        if not self.cors:
+            return response
+        kept = [h for h in response.headers if not h[0].lower().startswith("access-control-")]
+        cors = self.cors.response_headers(headers.get("origin", ""))
+        return HttpResponse(response.status, kept + cors, response.body)
 
 
 def _gateway_error(status: int, message: str) -> HttpResponse:
@@ -340,6 +356,7 @@ def http_api_event(
     *,
     route_key: str = DEFAULT_ROUTE,
     path_parameters: Mapping[str, str] | None = None,
+    authorizer: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The event API Gateway sends a Lambda integration for this request (payload 2.0) [lambda].
 
@@ -352,6 +369,7 @@ def http_api_event(
     cookies = [c.strip() for n, v in pairs if n.lower() == "cookie" for c in v.split(";")]
     text_body, encoded = _event_body(body, lowered.get("content-type", ""))
     now = time.time()
+    context: dict[str, Any] = {"authorizer": dict(authorizer)} if authorizer else {}
     optional = {
         "cookies": [c for c in cookies if c],
         "queryStringParameters": _query_parameters(query),
@@ -381,6 +399,7 @@ def http_api_event(
             "stage": "$default",
             "time": time.strftime("%d/%b/%Y:%H:%M:%S +0000", time.gmtime(now)),
             "timeEpoch": int(now * 1000),
+            **context,
         },
         "isBase64Encoded": encoded,
         **{name: value for name, value in optional.items() if value},

@@ -231,11 +231,8 @@ def template_gateway(image_path: str | None = None) -> HttpApiGateway:
     """A gateway on the default template, GetImage's path optionally replaced."""
     template = load_template()
     if image_path is not None:
-        events = template["Resources"]["ApiFunction"]["Properties"]["Events"]
-        (event,) = [
-            e for e in events.values() if e["Properties"].get("Path") == "/images/{image_id+}"
-        ]
-        event["Properties"]["Path"] = image_path
+        route = template["Resources"]["GetImageRoute"]["Properties"]
+        route["RouteKey"] = f"GET {image_path}"
     resources = Evaluator(template).resources()
     return HttpApiGateway(
         routes_from_template(resources), cors_from_template(resources), Recorder()
@@ -420,7 +417,9 @@ def test_a_body_over_the_payload_quota_is_a_413() -> None:
 
 def test_cors_from_the_template() -> None:
     cors = cors_from_template(Evaluator(load_template()).resources())
-    assert cors == Cors(LOCAL_ORIGINS, ("GET", "POST", "OPTIONS"), ("content-type",), (), 600)
+    headers = ("authorization", "content-type", "x-amz-content-sha256", "x-amz-date",
+               "x-amz-security-token")  # fmt: skip
+    assert cors == Cors(LOCAL_ORIGINS, ("GET", "POST", "OPTIONS"), headers, (), 600)
     assert cors_from_template({"HttpApi": {"Type": "AWS::Serverless::HttpApi"}}) is None
 
 
@@ -438,7 +437,9 @@ def test_the_gateway_answers_an_allowed_preflight(origin: str) -> None:
     assert dict(response.headers) == {
         "Access-Control-Allow-Origin": origin,
         "Access-Control-Allow-Methods": "GET,POST,OPTIONS",
-        "Access-Control-Allow-Headers": "content-type",
+        "Access-Control-Allow-Headers": (
+            "authorization,content-type,x-amz-content-sha256,x-amz-date,x-amz-security-token"
+        ),
         "Access-Control-Max-Age": "600",
     }
     assert recorder_of(api).events == []
@@ -511,3 +512,27 @@ def test_without_cors_the_integration_headers_pass_through() -> None:
     assert header(response, "access-control-allow-origin") == ["*"]
     preflight_response = preflight(gateway(["GET /x"]), "http://evil.example", "GET")
     assert preflight_response.status == 404
+
+
+# ------------------------------------------------------------------------------ authorizers
+
+
+def test_a_refused_request_is_401_unauthorized_and_never_reaches_the_integration() -> None:
+    recorder = Recorder()
+    cors = Cors(("http://127.0.0.1:8080",), ("GET", "POST"), ("authorization",))
+    context = {"jwt": {"claims": {"sub": "u-1"}, "scopes": None}}
+    authorizers = {"POST /uploads": lambda h: context if h.get("authorization") == "ok" else None}
+    routes = [Route.from_key("POST /uploads"), Route.from_key("GET /config")]
+    api = HttpApiGateway(routes, cors, recorder, authorizers=authorizers)
+    origin = [("Origin", "http://127.0.0.1:8080")]
+    refused = api.handle(request("POST", "/uploads", origin))
+    assert (refused.status, json.loads(refused.body)) == (401, {"message": "Unauthorized"})
+    assert header(refused, "Access-Control-Allow-Origin") == ["http://127.0.0.1:8080"]
+    assert recorder.events == []
+    assert api.handle(request("POST", "/uploads", [*origin, ("Authorization", "ok")])).status == 200
+    (event,) = recorder.events
+    assert event["requestContext"]["authorizer"] == context
+    assert api.handle(request("GET", "/config")).status == 200  # no authorizer on this route
+    assert "authorizer" not in recorder.events[1]["requestContext"]
+    preflight_answer = preflight(api, "http://127.0.0.1:8080", "POST", "Authorization")
+    assert preflight_answer.status == 204  # preflights are answered before any authorizer
