@@ -22,7 +22,7 @@ from core.settings import AuthSettings, Settings
 from core.tenancy import may_read, upload_key
 from handlers.http import json_body, new_app, with_urls
 from handlers.identity import caller
-from handlers.runtime import Runtime, connect
+from handlers.runtime import Runtime, connect_from_env
 
 CONTENT_TYPES = (
     "image/jpeg",
@@ -41,9 +41,7 @@ logger = Logger(service="imgpipe")
 @cache
 def runtime() -> Runtime:
     """Built once per container."""
-    settings = Settings.from_env()
-    settings.require("raw_bucket", "table")
-    return connect(settings)
+    return connect_from_env("raw_bucket", "table")
 
 
 app = new_app("the API function")

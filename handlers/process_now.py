@@ -17,11 +17,10 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from core.errors import Rejected
 from core.events import SourceObject, iso_ms
 from core.pipeline import process_source
-from core.settings import Settings
 from core.tenancy import ADMIN_GROUP
 from handlers.http import json_body, new_app, with_urls
 from handlers.identity import caller
-from handlers.runtime import Runtime, connect
+from handlers.runtime import Runtime, connect_from_env
 
 FUNCTION = "the on-demand processing function"
 
@@ -31,9 +30,7 @@ logger = Logger(service="imgpipe")
 @cache
 def runtime() -> Runtime:
     """Built once per container; the settings processing needs are checked at each call."""
-    settings = Settings.from_env()
-    settings.require("raw_bucket", "table")
-    return connect(settings)
+    return connect_from_env("raw_bucket", "table")
 
 
 app = new_app(FUNCTION)
