@@ -118,6 +118,7 @@ class ImageRecord:
     expires_at: int | None = None
     placeholder: str | None = None  # PROCESSED: a ThumbHash, base64 (core.imaging.placeholder)
     color: str | None = None  # PROCESSED: the dominant colour, "#rrggbb"
+    owner: str | None = None  # the uploader (core.tenancy), for keys that name one
 
     @property
     def image_id(self) -> str:
@@ -161,6 +162,7 @@ class ImageRecord:
             "expires_at": self.expires_at,
             "placeholder": self.placeholder,
             "color": self.color,
+            "owner": self.owner,
         }
         item.update((name, value) for name, value in optional.items() if value is not None)
         item["finished_at"] = self.finished_at
@@ -196,6 +198,7 @@ class ImageRecord:
             expires_at=_optional_int(item.get("expires_at")),
             placeholder=item.get("placeholder"),
             color=item.get("color"),
+            owner=item.get("owner"),
         )
 
 

@@ -16,9 +16,11 @@ from typing import Final
 from core.catalog import ImageRecord, Rendition, Status, Timings
 from core.errors import Rejected, Skipped, Transient
 from core.events import SourceObject, iso_ms
-from core.imaging import ImageRejected, RenderResult, render
+from core.imaging import ImageRejected
+from core.imaging.engine import RenderResult, render
 from core.ports import Catalog, Deadline, Storage
 from core.settings import Settings
+from core.tenancy import owner_of_key
 
 SKIPPED: Final = "SKIPPED"
 NO_ETAG_VERSION: Final = "0" * 8  # the version part of the keys of a source sent without ETag
@@ -236,6 +238,7 @@ def _new_record(
         profile=profile,
         placeholder=result.placeholder.thumbhash if result and result.placeholder else None,
         color=result.placeholder.color if result and result.placeholder else None,
+        owner=owner_of_key(source.key),
     )
 
 

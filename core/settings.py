@@ -4,7 +4,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from core.imaging.decode import Limits
+from core.imaging.limits import Limits
 from core.imaging.profile import rendering_profile
 from core.imaging.specs import RenditionSpec, parse_renditions
 
@@ -33,6 +33,33 @@ class SettingsError(ValueError):
     """A missing or invalid setting; the message names the variable."""
 
 
+AUTH_MODES = ("cognito", "jwt", "iam", "none")
+
+
+@dataclass(frozen=True)
+class AuthSettings:
+    """How callers of the HTTP API are authenticated (the template's AuthMode) and, for
+    cognito, where the page signs in. Unset, the mode is cognito: an API without its
+    authorizer's context refuses every caller rather than serving everyone."""
+
+    mode: str = "cognito"
+    user_pool_id: str = ""
+    client_id: str = ""
+    endpoint: str = ""
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> "AuthSettings":
+        mode = env.get("IMGPIPE_AUTH_MODE", "").strip() or "cognito"
+        if mode not in AUTH_MODES:
+            raise SettingsError(f"IMGPIPE_AUTH_MODE: one of {', '.join(AUTH_MODES)}, got {mode!r}")
+        return cls(
+            mode=mode,
+            user_pool_id=env.get("IMGPIPE_AUTH_USER_POOL_ID", ""),
+            client_id=env.get("IMGPIPE_AUTH_CLIENT_ID", ""),
+            endpoint=env.get("IMGPIPE_AUTH_ENDPOINT", ""),
+        )
+
+
 @dataclass(frozen=True)
 class Settings:
     raw_bucket: str
@@ -46,6 +73,7 @@ class Settings:
     cdn_domain: str
     safety_margin_ms: int = 10_000
     deleted_retention_days: int = 30
+    auth: AuthSettings = AuthSettings()
 
     @property
     def profile(self) -> str:
@@ -81,6 +109,7 @@ class Settings:
             cdn_domain=env.get("IMGPIPE_CDN_DOMAIN", ""),
             safety_margin_ms=_positive_int(env, "IMGPIPE_SAFETY_MARGIN_MS", 10_000),
             deleted_retention_days=_positive_int(env, "IMGPIPE_DELETED_RETENTION_DAYS", 30),
+            auth=AuthSettings.from_env(env),
         )
 
     def check_processing(self) -> None:

@@ -25,3 +25,10 @@ def connect(settings: Settings, pool_size: int = 10) -> Runtime:
         S3Storage(s3_client(pool_size)),
         images_catalog(settings.table, pool_size),
     )
+
+
+def connect_from_env(*required: str) -> Runtime:
+    """The adapters for the settings in the environment, after checking ``required`` ones."""
+    settings = Settings.from_env()
+    settings.require(*required)
+    return connect(settings)

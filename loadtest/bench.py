@@ -19,9 +19,10 @@ from typing import Any
 
 from PIL import Image, ImageOps
 
-from core.imaging import PRESETS, Limits, RenditionSpec, render
+from core.imaging import PRESETS, Limits, RenditionSpec
 from core.imaging.color import to_srgb8
 from core.imaging.encode import WEBP_METHOD
+from core.imaging.engine import render
 from core.imaging.resize import geometry
 from core.imaging.sniff import sniff_format
 

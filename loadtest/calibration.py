@@ -4,7 +4,8 @@ queueing and polling add to an image's latency."""
 import statistics
 from collections.abc import Sequence
 
-from core.imaging import ImageRejected, Limits, render
+from core.imaging import ImageRejected, Limits
+from core.imaging.engine import render
 from core.settings import Settings
 from loadtest.workload import Source
 

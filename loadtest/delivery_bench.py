@@ -19,8 +19,9 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from core.imaging import ImageRejected, Limits, parse_renditions, render
+from core.imaging import ImageRejected, Limits, parse_renditions
 from core.imaging.decode import decode
+from core.imaging.engine import render
 from core.imaging.placeholder import placeholder_of, placeholder_spec
 from core.imaging.resize import render_each
 from loadtest.synthetic import photo_like_bytes

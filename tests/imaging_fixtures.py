@@ -13,7 +13,7 @@ from typing import Any
 import pillow_heif
 from PIL import ExifTags, Image, PngImagePlugin
 
-from core.imaging import DecodedImage
+from core.imaging.decode import DecodedImage
 
 pillow_heif.register_heif_opener()
 

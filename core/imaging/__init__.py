@@ -1,8 +1,12 @@
-"""The pure image engine: bytes in, bytes out. No AWS, no I/O beyond memory."""
+"""The pure image engine: bytes in, bytes out. No AWS, no I/O beyond memory.
 
-from core.imaging.decode import DecodedImage, Limits, decode
-from core.imaging.engine import EncodedRendition, RenderResult, render
+This package's own namespace holds only what needs no Pillow (limits, specs, reasons), so the
+API function's settings cost no engine import; the engine is ``core.imaging.engine.render``
+and ``core.imaging.decode.decode``.
+"""
+
 from core.imaging.errors import REJECT_REASONS, ImageRejected
+from core.imaging.limits import Limits
 from core.imaging.profile import ENGINE_OUTPUT_VERSION, rendering_profile
 from core.imaging.specs import PRESETS, RenditionSpec, SpecError, parse_renditions
 
@@ -10,15 +14,10 @@ __all__ = [
     "ENGINE_OUTPUT_VERSION",
     "PRESETS",
     "REJECT_REASONS",
-    "DecodedImage",
-    "EncodedRendition",
     "ImageRejected",
     "Limits",
-    "RenderResult",
     "RenditionSpec",
     "SpecError",
-    "decode",
     "parse_renditions",
-    "render",
     "rendering_profile",
 ]

@@ -16,6 +16,7 @@ from core.imaging.color import to_srgb8
 from core.imaging.errors import ImageRejected
 from core.imaging.failures import rejection
 from core.imaging.frames import count_frames
+from core.imaging.limits import Limits
 from core.imaging.png import prepare_png, scale_grey_key
 from core.imaging.sniff import AVIF, HEIF, JPEG, PNG, sniff_format
 
@@ -34,13 +35,6 @@ _TRANSPOSE: Final = {
     7: Image.Transpose.TRANSVERSE,
     8: Image.Transpose.ROTATE_90,
 }
-
-
-@dataclass(frozen=True)
-class Limits:
-    max_bytes: int = 50 * 1024 * 1024
-    max_pixels: int = 50_000_000
-    max_frames: int = 1000
 
 
 @dataclass

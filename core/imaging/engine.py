@@ -6,8 +6,9 @@ from dataclasses import dataclass, field
 
 from PIL import Image
 
-from core.imaging.decode import Limits, decode, draft_size
+from core.imaging.decode import decode, draft_size
 from core.imaging.encode import encode, output_format
+from core.imaging.limits import Limits
 from core.imaging.placeholder import Placeholder, placeholder_of, placeholder_spec
 from core.imaging.resize import Step, needed_scale, render_each
 from core.imaging.specs import RenditionSpec

@@ -12,7 +12,8 @@ from typing import Any
 
 from rich.text import Text
 
-from core.imaging import ImageRejected, Limits, RenditionSpec, SpecError, parse_renditions, render
+from core.imaging import ImageRejected, Limits, RenditionSpec, SpecError, parse_renditions
+from core.imaging.engine import render
 from core.settings import Settings, SettingsError
 from infra.commands.folders import make_folder
 from infra.console import console, error, error_console, human_bytes, saving, styled

@@ -14,8 +14,6 @@ from core.settings import fault_injection
 from infra.commands.signals import stop_signals
 from infra.console import console, error, error_console
 
-API_TIMEOUT_S = 29  # the template's ApiFunction Timeout
-
 
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser(
@@ -105,25 +103,31 @@ def run(args: argparse.Namespace) -> int:
 
 
 def serve_api(local: Any, server: Any, origin: str, source_buckets: list[str]) -> Any:
-    """Start the API function (its own processes, its own role) behind the local gateway."""
+    """Start the API's functions (each in its own processes, with its own role) behind the
+    local gateway, which routes each route to the function its integration names."""
     # Deferred (see run): these import boto3 and Powertools, over 1 s.
     from core.aws import s3_client
+    from infra.local.api_functions import ApiFunctions
     from infra.local.apigw import HttpApiGateway, cors_from_template, routes_from_template
     from infra.local.cdn_function import negotiate_function
-    from infra.local.functions import LocalFunction
     from infra.local.http_api import cdn_reader
-    from infra.local.provision import API_FUNCTION, create_bucket
+    from infra.local.jwt_authorizer import route_authorizers
+    from infra.local.provision import create_bucket
 
     stack = local.resources
     s3 = s3_client()
     for bucket in source_buckets:
         create_bucket(s3, bucket, stack.region)
-    env = {**local.function_env(API_FUNCTION), "IMGPIPE_CDN_DOMAIN": f"{origin}/cdn"}
-    api = LocalFunction("handlers.api.handler", env, API_TIMEOUT_S, "imgpipe-api")
-    api.warm()
     resources = stack.resources
+    # The CDN's and Cognito's local stand-ins replace their AWS domains.
+    extra = {"IMGPIPE_CDN_DOMAIN": f"{origin}/cdn", "IMGPIPE_AUTH_ENDPOINT": local.aws.endpoint}
+    api = ApiFunctions(resources, local.function_env, extra, local.options.prefix)
+    api.warm()
     server.gateway = HttpApiGateway(
-        routes_from_template(resources), cors_from_template(resources), api.invoke
+        routes_from_template(resources),
+        cors_from_template(resources),
+        api.integrations,
+        authorizers=route_authorizers(resources, origin=local.aws.endpoint),
     )
     # CloudFront's own access (OAC), after the distribution's viewer-request function.
     server.cdn = cdn_reader(s3, stack.output_bucket, negotiate_function())
@@ -145,6 +149,7 @@ def announce(local: Any, origin: str, as_json: bool) -> None:
             "table": stack.table,
             "queue_url": stack.queue_url,
             "dlq_url": stack.dlq_url,
+            "users": {name: user.as_json() for name, user in local.users.items()},
         }  # fmt: skip
         sys.stdout.write(json.dumps(line) + "\n")
         sys.stdout.flush()
@@ -162,3 +167,6 @@ def announce(local: Any, origin: str, as_json: bool) -> None:
         ("workers", " ".join(map(str, local.pool.pids if local.pool else []))),
     ):
         console.print(f"  {label:<16}{value}", soft_wrap=True)
+    for name, user in local.users.items():
+        role = "admin" if user.admin else "user"
+        console.print(f"  sign in as {name:<6}password {user.password}  ({role})", soft_wrap=True)

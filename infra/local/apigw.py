@@ -31,6 +31,8 @@ _VARIABLE = re.compile(r"\{([^{}+]+)(\+?)\}")
 _LITERAL, _PARAM, _GREEDY = 0, 1, 2
 
 HeaderPairs = list[tuple[str, str]]
+Invoke = Callable[[dict[str, Any]], Any]
+Authorize = Callable[[Mapping[str, str]], dict[str, Any] | None]  # headers -> context or refusal
 log = logging.getLogger(__name__)
 
 
@@ -172,23 +174,42 @@ class HttpResponse:
 def routes_from_template(
     resources: Mapping[str, Any], api_logical_id: str = "HttpApi"
 ) -> list[Route]:
-    """The routes of one HTTP API in resolved template resources.
+    """The routes of one HTTP API in resolved template resources (see :func:`template_routes`)."""
+    return [Route.from_key(key) for key in template_routes(resources, api_logical_id)]
+
+
+def template_routes(
+    resources: Mapping[str, Any], api_logical_id: str = "HttpApi"
+) -> dict[str, str]:
+    """``{route key: logical id of the function it integrates}`` for one HTTP API.
 
     SAM ``HttpApi`` events whose ``ApiId`` refers to the API (an event without ``ApiId``
     belongs to ``ServerlessHttpApi``; one without Path and Method is the $default route
-    [sam]), and ``AWS::ApiGatewayV2::Route`` resources with that ``ApiId``.
+    [sam]) integrate their own function. An ``AWS::ApiGatewayV2::Route`` with that ``ApiId``
+    integrates what its ``Target`` (``integrations/{IntegrationId}``) names: the
+    integration's ``IntegrationUri``, a function's ARN.
     """
-    api_ref, keys = f"<{api_logical_id}>", []
-    for resource in resources.values():
+    api_ref, routes = f"<{api_logical_id}>", {}
+    for name, resource in resources.items():
         props = resource.get("Properties") or {}
         if resource.get("Type") == "AWS::ApiGatewayV2::Route" and props.get("ApiId") == api_ref:
-            keys.append(props["RouteKey"])
+            routes[props["RouteKey"]] = _target_function(resources, str(props.get("Target", "")))
         for event in (props.get("Events") or {}).values():
             spec = event.get("Properties") or {}
             if event.get("Type") == "HttpApi" and spec.get("ApiId", _IMPLICIT_REF) == api_ref:
                 has_route = spec.get("Path") or spec.get("Method")
-                keys.append(f"{spec['Method']} {spec['Path']}" if has_route else DEFAULT_ROUTE)
-    return [Route.from_key(key) for key in keys]
+                routes[f"{spec['Method']} {spec['Path']}" if has_route else DEFAULT_ROUTE] = name
+    return routes
+
+
+def _target_function(resources: Mapping[str, Any], target: str) -> str:
+    """The function behind a route's ``Target``; ValueError when it names none."""
+    integration = target.removeprefix("integrations/").strip("<>")
+    props = (resources.get(integration) or {}).get("Properties") or {}
+    function = str(props.get("IntegrationUri", "")).strip("<>").split(".", 1)[0]
+    if not target.startswith("integrations/") or function not in resources:
+        raise ValueError(f"route target {target!r} names no function of the template")
+    return function
 
 
 def cors_from_template(
@@ -212,19 +233,32 @@ def cors_from_template(
 
 
 class HttpApiGateway:
-    """Route a request, call the integration with a v2 event, apply CORS to the answer."""
+    """Route a request, call the integration with a v2 event, apply CORS to the answer.
+
+    ``invoke`` is one integration for every route, or ``{route key: integration}`` (each
+    route to the function its template integration names). ``authorizers`` gives, for each
+    route that has one, the authorizer context of a request's headers, None to refuse it
+    (``infra.local.jwt_authorizer``)."""
 
     def __init__(
         self,
         routes: Sequence[Route],
         cors: Cors | None,
-        invoke: Callable[[dict[str, Any]], Any],
+        invoke: Invoke | Mapping[str, Invoke],
         max_body_bytes: int = 10 * 1024 * 1024,
+        authorizers: Mapping[str, Authorize] | None = None,
     ) -> None:
+        self.authorizers = dict(authorizers or {})
         self.routes = sorted((r for r in routes if r.path != DEFAULT_ROUTE), key=Route.rank)
         self.default = next((r for r in routes if r.path == DEFAULT_ROUTE), None)
         self.cors = cors
-        self.invoke = invoke
+        keys = [route.key for route in routes]
+        self.integrations = (
+            dict(invoke) if isinstance(invoke, Mapping) else dict.fromkeys(keys, invoke)
+        )
+        missing = set(keys) - self.integrations.keys()
+        if missing:
+            raise ValueError(f"routes without an integration: {', '.join(sorted(missing))}")
         self.max_body_bytes = max_body_bytes  # [quotas]: "Payload size: 10 MB"
 
     def select(self, method: str, path: str) -> tuple[Route, dict[str, str]] | None:
@@ -249,6 +283,10 @@ class HttpApiGateway:
         if selected is None:
             return _gateway_error(404, "Not Found")  # [routes]: {"message":"Not Found"}
         route, params = selected
+        authorizer = self.authorizers.get(route.key)
+        context = authorizer(headers) if authorizer else None
+        if authorizer and context is None:  # preflights above never reach an authorizer
+            return self._with_cors(_gateway_error(401, "Unauthorized"), headers)
         event = http_api_event(
             request.method,
             path,
@@ -258,16 +296,23 @@ class HttpApiGateway:
             request.source_ip,
             route_key=route.key,
             path_parameters=params,
+            authorizer=context,
         )
         try:
-            status, out_headers, body = integration_response(self.invoke(event))
+            status, out_headers, body = integration_response(self.integrations[route.key](event))
         except Exception:  # [errors]: a failing or malformed integration gives a 500
             log.exception("integration for %s failed", route.key)
             return _gateway_error(500, "Internal Server Error")
-        if self.cors:  # [cors]: "ignores CORS headers returned from your backend integration"
-            out_headers = [h for h in out_headers if not h[0].lower().startswith("access-control-")]
-            out_headers += self.cors.response_headers(headers.get("origin", ""))
-        return HttpResponse(status, out_headers, body)
+        return self._with_cors(HttpResponse(status, out_headers, body), headers)
+
+    def _with_cors(self, response: HttpResponse, headers: Mapping[str, str]) -> HttpResponse:
+        """[cors]: the API "ignores CORS headers returned from your backend integration" and
+        sends its own, on every response."""
+        if not self.cors:
+            return response
+        kept = [h for h in response.headers if not h[0].lower().startswith("access-control-")]
+        cors = self.cors.response_headers(headers.get("origin", ""))
+        return HttpResponse(response.status, kept + cors, response.body)
 
 
 def _gateway_error(status: int, message: str) -> HttpResponse:
@@ -311,6 +356,7 @@ def http_api_event(
     *,
     route_key: str = DEFAULT_ROUTE,
     path_parameters: Mapping[str, str] | None = None,
+    authorizer: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The event API Gateway sends a Lambda integration for this request (payload 2.0) [lambda].
 
@@ -323,6 +369,7 @@ def http_api_event(
     cookies = [c.strip() for n, v in pairs if n.lower() == "cookie" for c in v.split(";")]
     text_body, encoded = _event_body(body, lowered.get("content-type", ""))
     now = time.time()
+    context: dict[str, Any] = {"authorizer": dict(authorizer)} if authorizer else {}
     optional = {
         "cookies": [c for c in cookies if c],
         "queryStringParameters": _query_parameters(query),
@@ -352,6 +399,7 @@ def http_api_event(
             "stage": "$default",
             "time": time.strftime("%d/%b/%Y:%H:%M:%S +0000", time.gmtime(now)),
             "timeEpoch": int(now * 1000),
+            **context,
         },
         "isBase64Encoded": encoded,
         **{name: value for name, value in optional.items() if value},

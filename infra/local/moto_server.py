@@ -20,6 +20,7 @@ from moto.moto_server.werkzeug_app import (
 )
 from werkzeug.serving import BaseWSGIServer, make_server
 
+from infra.local.browser_cors import cognito_cors
 from infra.local.iam import BOOTSTRAP_CALLS, Keys, bootstrap_operator, secret_for
 from infra.local.strict_front import StrictFront, authorise_like_iam
 
@@ -100,9 +101,8 @@ class EmbeddedAws:
         self.front = StrictFront(
             DomainDispatcherApplication(create_backend_app), self.endpoint, self.region, secret_for
         )
-        self._server = make_server(
-            "127.0.0.1", self.port, self.front, threaded=True, request_handler=MotoRequestHandler
-        )
+        self._server = make_server("127.0.0.1", self.port, cognito_cors(self.front),
+                                   threaded=True, request_handler=MotoRequestHandler)  # fmt: skip
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
         self._thread.start()
         # A fresh account: moto's backends are process-wide and outlive a previous server.

@@ -1,4 +1,5 @@
-"""Create, on any AWS endpoint (moto locally), what ``infra/template.yaml`` describes.
+"""Create, on any AWS endpoint (moto locally), what ``infra/template.yaml`` describes (with
+the user pool when AuthMode is cognito).
 
 Names, numbers, tags, CORS rules, notifications and the functions' IAM roles all come from the
 template through ``infra.template``, resolved for the given parameters, so the two cannot
@@ -14,12 +15,14 @@ from typing import Any
 import boto3
 
 from core.aws import s3_client
+from infra.local.cognito import create_user_pool
 from infra.local.iam import ACCOUNT_ID, create_roles
 from infra.template.evaluation import Evaluator, StackSettings, stack_settings
 from infra.template.loading import load_template
 from infra.worker.lambda_event import queue_arn_from_url
 
 PROCESS_FUNCTION, API_FUNCTION = "ProcessFunction", "ApiFunction"
+PROCESS_NOW_FUNCTION = "ProcessNowFunction"  # POST /process, only with OnDemandProcessing
 
 
 @dataclass(frozen=True)
@@ -86,6 +89,7 @@ def provision(
     dynamodb = factory.client("dynamodb", region_name=where)
     _create_table(dynamodb, table, first["ImagesTable"]["Properties"])
     physical = _physical(where, prefix, raw, output, table, queue_url, queue_arn, dlq_url, dlq_arn)
+    physical |= create_user_pool(factory.client("cognito-idp", region_name=where), first)
     resources = Evaluator(template, params, physical, pseudo).resources()
     _configure_raw_bucket(s3, raw, resources["RawBucket"]["Properties"])
     roles = create_roles(factory.client("iam", region_name=where), resources, prefix)

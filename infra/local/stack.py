@@ -12,6 +12,7 @@ from typing import Any, Self
 from botocore.exceptions import BotoCoreError, ClientError
 
 from infra.local.chaos import Chaos
+from infra.local.cognito import DemoUser, create_demo_users, pool_and_client
 from infra.local.iam import STATIC_CREDENTIALS, function_env, write_profiles
 from infra.local.moto_server import EmbeddedAws
 from infra.local.provision import PROCESS_FUNCTION, Stack, post_rule, provision
@@ -54,6 +55,7 @@ class LocalStack:
         self._credentials = tempfile.TemporaryDirectory(prefix="imgpipe-iam-")
         self.config_file = Path(self._credentials.name) / "config"
         self.pool: WorkerPool | None = None
+        self.users: dict[str, DemoUser] = {}  # the user pool's demo users (AuthMode cognito)
         self.depth = 0
         self.depth_peak = 0
         self.depth_warned = False
@@ -73,6 +75,7 @@ class LocalStack:
                 FormPostGuard.from_rule(self.stack.raw_bucket, post_rule(self.stack.resources))
             )
             write_profiles(self.config_file, self.aws.operator, self.stack.roles)
+            self.users = self._demo_users()
             timeout = self.options.function_timeout_s or settings.function_timeout
             window = self.options.batch_window_s
             config = PollerConfig(
@@ -100,6 +103,13 @@ class LocalStack:
             self.__exit__()
             raise
         return self
+
+    def _demo_users(self) -> dict[str, DemoUser]:
+        ids = pool_and_client(self.resources.resources)
+        if ids is None:
+            return {}
+        idp = self.aws.session.client("cognito-idp")
+        return create_demo_users(idp, self.aws.endpoint, self.aws.region, *ids)
 
     def client_env(self) -> dict[str, str | None]:
         """The environment of a client acting as the stack's operator: the endpoint, the

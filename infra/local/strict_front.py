@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from http import HTTPStatus
 from typing import Any
-from urllib.parse import unquote
+from urllib.parse import quote, unquote
 from xml.etree import ElementTree
 
 import boto3
@@ -209,7 +209,8 @@ class StrictFront:
             )  # fmt: skip
         except ClientError as exc:
             raise _s3_error(exc) from exc
-        location = f"{self.endpoint}/{upload.bucket}/{upload.key}"
+        # Percent-encoded: a key in any script is UTF-8, and headers are Latin-1.
+        location = f"{self.endpoint}/{upload.bucket}/{quote(upload.key, safe='/')}"
         headers = [("ETag", str(result.get("ETag", ""))), ("Location", location)]
         wanted = upload.fields.get("success_action_status", "")
         code = int(wanted) if wanted in ("200", "201") else 204

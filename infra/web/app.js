@@ -1,5 +1,10 @@
 // imgpipe upload page: presigned POST uploads with progress, then polling for the renditions.
-// Plain ES module, no build step, no external assets. Talks to the API on the same origin.
+// Plain ES module, no build step, no external assets. Talks to the API on the same origin,
+// as the user signed in through ./auth.js when the API needs one.
+
+import { Session, wireSignIn } from "./auth.js";
+
+const session = new Session();
 
 import { thumbHashToDataURL } from "./thumbhash.js";
 
@@ -156,7 +161,7 @@ async function fetchJson(path, options = {}) {
     response = await fetch(path, {
       cache: "no-store",
       ...options,
-      headers: { Accept: "application/json", ...(options.headers || {}) },
+      headers: { Accept: "application/json", ...session.headers(), ...(options.headers || {}) },
     });
   } catch {
     throw new NetworkError("The server could not be reached. Check your connection.");
@@ -437,6 +442,7 @@ class FileUpload {
     });
     if (!ok) {
       const message = body?.message || `HTTP ${status}`;
+      if (status === 401) throw new RefusedError("Sign in to upload.");
       if (status >= 400 && status < 500 && status !== 408 && status !== 429) {
         throw new RefusedError(`The server refused it: ${message}`);
       }
@@ -657,6 +663,8 @@ function start() {
   state.configReady = loadConfig().then((config) => {
     state.config = config;
     showLimits(config);
+    session.configure(config.auth);
+    wireSignIn(session);
     return config;
   });
   document.documentElement.dataset.ready = "true";

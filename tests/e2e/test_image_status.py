@@ -23,8 +23,10 @@ from loadtest.synthetic import photo_like_bytes
 KEY = "uploads/e2e/pending photo+1.jpg"
 
 
-def get_image(url: str, image_id: str) -> tuple[int, Any]:
-    response = requests.get(f"{url}/images/{quote(image_id, safe='/')}", timeout=10)
+def get_image(url: str, image_id: str, token: str) -> tuple[int, Any]:
+    """GET /images as a signed-in caller (the key names no owner, so an admin reads it)."""
+    response = requests.get(f"{url}/images/{quote(image_id, safe='/')}", timeout=10,
+                            headers={"Authorization": f"Bearer {token}"})  # fmt: skip
     return response.status_code, response.json()
 
 
@@ -40,20 +42,21 @@ def test_upload_then_pending_then_processed_with_a_placeholder(
     with imgpipe_up(["--workers", "1", "--visibility-timeout", "3"], env) as stack:
         apply_client_env(monkeypatch, {**stack.client_env(), "AWS_SESSION_TOKEN": None})
         image_id = f"{stack.raw_bucket}/{KEY}"
+        token = stack.info["users"]["admin"]["token"]
         data = photo_like_bytes(900, 600, seed=16)
         put_at = time.monotonic()
         boto3.client("s3").put_object(Bucket=stack.raw_bucket, Key=KEY, Body=data)
 
-        status, waiting = get_image(stack.url, image_id)
+        status, waiting = get_image(stack.url, image_id, token)
         assert time.monotonic() - put_at < 3, "too slow to be sure of the wait"
         assert status == 200, waiting
         assert (status, waiting["status"], waiting["size"]) == (200, "PENDING", len(data))
-        assert get_image(stack.url, f"{stack.raw_bucket}/uploads/e2e/nothing.jpg")[0] == 404
+        assert get_image(stack.url, f"{stack.raw_bucket}/uploads/e2e/nothing.jpg", token)[0] == 404
 
         deadline = time.monotonic() + 60
         while waiting["status"] == "PENDING" and time.monotonic() < deadline:
             time.sleep(0.3)
-            status, waiting = get_image(stack.url, image_id)
+            status, waiting = get_image(stack.url, image_id, token)
         item = waiting
         assert (status, item["status"]) == (200, "PROCESSED"), "".join(stack.log[-40:])
         assert item["attempts"] == 2 and list(chaos.iterdir()) == []

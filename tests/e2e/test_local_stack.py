@@ -10,6 +10,7 @@ import sys
 import time
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import boto3
 import pytest
@@ -206,39 +207,58 @@ def test_up_stops_cleanly_on_sigterm_and_on_ctrl_c_even_as_a_background_job(
         assert [worker["alive"] for worker in up.status()["workers"]] == [True]
 
 
-def image_when_recorded(url: str, timeout_s: float) -> dict[str, Any]:
+def image_when_recorded(url: str, timeout_s: float, headers: dict[str, str]) -> dict[str, Any]:
     """GET /images/{id} until it stops answering 404 (not recorded yet)."""
     deadline = time.monotonic() + timeout_s
-    while (answer := requests.get(url, timeout=10)).status_code == 404:
+    while (answer := requests.get(url, headers=headers, timeout=10)).status_code == 404:
         assert time.monotonic() < deadline, f"{url} still 404 after {timeout_s} s"
         time.sleep(0.3)
     return dict(answer.json())
 
 
 def test_the_api_is_routed_and_served_as_on_aws(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Through the local API Gateway: the template's routes only, ids with slashes on the
-    greedy route, uploads checked against their policy, renditions at the CDN stand-in, and
-    POST /process only with OnDemandProcessing."""
+    """Through the local API Gateway: the template's routes only, each behind the template's
+    JWT authorizer (the demo users' tokens from moto's Cognito), ids with slashes on the greedy
+    route, uploads checked against their policy, renditions at the CDN stand-in, users kept
+    to their own images, and POST /process only with OnDemandProcessing and for admins."""
     with imgpipe_up(["--workers", "1"]) as stack:
         use(stack, monkeypatch)
-        assert requests.post(f"{stack.url}/process", json={}, timeout=10).json() == {
+        users = stack.info["users"]
+        assert sorted(users) == ["admin", "alice", "bob"]
+        assert [users[name]["admin"] for name in ("admin", "alice", "bob")] == [True, False, False]
+        alice, bob = bearer(users["alice"]["token"]), bearer(users["bob"]["token"])
+        assert requests.post(f"{stack.url}/process", json={}, headers=alice, timeout=10).json() == {
             "message": "Not Found"
         }
         jpeg = photo_like_bytes(400, 300, seed=4)
-        upload = requests.post(f"{stack.url}/uploads", timeout=10, json={
-            "filename": "cat.jpg", "contentType": "image/jpeg", "size": len(jpeg)}).json()  # fmt: skip
+        ask = {"filename": "写真.jpg", "contentType": "image/jpeg", "size": len(jpeg)}
+        refused = requests.post(f"{stack.url}/uploads", timeout=10, json=ask)
+        assert (refused.status_code, refused.json()) == (401, {"message": "Unauthorized"})
+        upload = requests.post(f"{stack.url}/uploads", timeout=10, json=ask, headers=alice).json()
+        assert upload["key"].endswith("/写真.jpg"), upload
         form = {"file": ("cat.jpg", jpeg, "image/jpeg")}
         posted = requests.post(upload["url"], data=upload["fields"], files=form, timeout=10)
         assert posted.status_code == 204, posted.text
-        item = image_when_recorded(f"{stack.url}/images/{upload['imageId']}", 60)
+        image_url = f"{stack.url}/images/{quote(upload['imageId'], safe='/')}"
+        item = image_when_recorded(image_url, 60, alice)
         assert item["status"] == "PROCESSED", item
         for rendition in item["renditions"]:
             assert rendition["url"].startswith(f"{stack.url}/cdn/")
             served = requests.get(rendition["url"], timeout=10)
             assert served.status_code == 200 and len(served.content) == rendition["bytes"]
+        assert requests.get(image_url, headers=bob, timeout=10).status_code == 404
     with imgpipe_up(["--workers", "1", "--on-demand"]) as stack:
         use(stack, monkeypatch)
+        users = stack.info["users"]
         boto3.client("s3").put_object(Bucket=stack.raw_bucket, Key="uploads/x/a.jpg", Body=jpeg)
         body = {"bucket": stack.raw_bucket, "key": "uploads/x/a.jpg"}
-        answer = requests.post(f"{stack.url}/process", json=body, timeout=30)
+        plain = requests.post(f"{stack.url}/process", json=body, timeout=30,
+                              headers=bearer(users["bob"]["token"]))  # fmt: skip
+        assert plain.status_code == 403, plain.text
+        answer = requests.post(f"{stack.url}/process", json=body, timeout=30,
+                               headers=bearer(users["admin"]["token"]))  # fmt: skip
         assert answer.status_code == 200 and answer.json()["status"] == "PROCESSED"
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}

@@ -52,7 +52,8 @@ UPLOAD_TIMEOUT_MS = 30_000
 FINISHED = ("done", "failed", "refused", "error")
 STOPPING = "stopping: finishing the batches in flight..."
 WAITS_IN_QUEUE = "waits-in-queue.png"
-ANNOUNCED = ("api_url", "endpoint_url", "region", "admin", "raw_bucket", "processed_bucket")
+ANNOUNCED = ("api_url", "endpoint_url", "region", "admin", "raw_bucket", "processed_bucket",
+             "users")  # fmt: skip
 
 
 def chromium_path() -> str:
@@ -274,9 +275,21 @@ def console_error(message: Any, errors: list[str]) -> None:
     errors.append(f"console: {message.text} ({url})")
 
 
-def open_page(sync_api: Any, page: Any, url: str) -> None:
+def open_page(sync_api: Any, page: Any, url: str, server: Server, user: str = "alice") -> None:
+    """Load the page and sign in as ``user`` (one of the stack's demo users)."""
     page.goto(url)
     sync_api.expect(page.locator("#limits")).to_contain_text("per image")
+    sign_in(sync_api, page, user, server.info["users"][user]["password"])
+
+
+def sign_in(sync_api: Any, page: Any, user: str, password: str) -> None:
+    """The page's own sign-in form: Cognito InitiateAuth against the stack's user pool."""
+    form = page.locator("#sign-in")
+    sync_api.expect(form).to_be_visible()
+    form.get_by_label("User name").fill(user)
+    form.get_by_label("Password").fill(password)
+    form.get_by_role("button", name="Sign in").click()
+    sync_api.expect(page.locator("#signed-in-as")).to_have_text(f"Signed in as {user}")
 
 
 def is_storage_post(server: Server) -> Callable[[Any], bool]:
@@ -328,7 +341,7 @@ def test_upload_page_in_headless_chromium(
     # chooser the keyboard opens below is always reported (never a native dialog).
     choosers: list[Any] = []
     page.on("filechooser", lambda chooser: choosers.append(chooser))
-    open_page(sync_api, page, imgpipe_up.url)
+    open_page(sync_api, page, imgpipe_up.url, imgpipe_up)
     open_chooser_with_keyboard(sync_api, page, choosers)
 
     page.set_input_files("#file-input", [str(path) for path in upload_files.values()])
@@ -363,11 +376,62 @@ def test_upload_page_in_headless_chromium(
     assert (tmp_path / "upload-page.png").stat().st_size > 10_000
 
 
+def test_sign_in_upload_sign_out_and_the_image_is_out_of_reach(
+    chromium: tuple[str, Any], imgpipe_up: Server, tab: Tab, small_png: Path
+) -> None:
+    """Signed out, the page shows the form and the API refuses; a wrong password is refused
+    in words; signed in, an upload gets its renditions; signed out again, the page cannot
+    read the image it just uploaded (401), and bob's token gets 404 for it."""
+    sync_api, page = chromium[1], tab.page
+    users = imgpipe_up.info["users"]
+    page.goto(imgpipe_up.url)
+    sync_api.expect(page.locator("#sign-in")).to_be_visible()
+    assert status_of(page, "fetch('/uploads', {method: 'POST'})", tab, 401) == 401
+    form = page.locator("#sign-in")
+    form.get_by_label("User name").fill("alice")
+    form.get_by_label("Password").fill("not-the-password-1A!")
+    form.get_by_role("button", name="Sign in").click()
+    sync_api.expect(page.locator("#sign-in-error")).to_contain_text("Could not sign in")
+    forget_errors(tab, 400)  # Cognito's refusal of the wrong password, as the console logs it
+    sign_in(sync_api, page, "alice", users["alice"]["password"])
+    item = choose_file(page, small_png)
+    state = settle(page, item, ("queued", "uploading", "processing"), RESULT_TIMEOUT_MS)
+    assert state == "done", item.locator(".file-status").inner_text()
+    assert item.locator(".rendition-table tbody tr").count() > 0
+    polled = page.evaluate(
+        "[...performance.getEntriesByType('resource')].map(e => e.name)"
+        ".filter(n => n.includes('/images/')).pop()"
+    )
+    assert polled, "the page never polled GET /images/..."
+    as_alice = f"{{headers: {{Authorization: 'Bearer {users['alice']['token']}'}}}}"
+    as_bob = f"{{headers: {{Authorization: 'Bearer {users['bob']['token']}'}}}}"
+    assert status_of(page, f"fetch({polled!r}, {as_alice})", tab, 200) == 200
+    page.get_by_role("button", name="Sign out").click()
+    sync_api.expect(page.locator("#sign-in")).to_be_visible()
+    sync_api.expect(page.locator("#account")).to_be_hidden()
+    assert status_of(page, f"fetch({polled!r})", tab, 401) == 401
+    assert status_of(page, f"fetch({polled!r}, {as_bob})", tab, 404) == 404
+    assert tab.errors == [], tab.errors
+
+
+def status_of(page: Any, call: str, tab: Tab, expected: int) -> int:
+    """The status of a fetch made in the page; the console error of an expected refusal
+    (the browser logs every 4xx) is dropped."""
+    status = int(page.evaluate(f"{call}.then(r => r.status)"))
+    if status == expected:
+        forget_errors(tab, expected)
+    return status
+
+
+def forget_errors(tab: Tab, status: int) -> None:
+    tab.errors[:] = [e for e in tab.errors if f"status of {status}" not in e]
+
+
 def open_chooser_with_keyboard(sync_api: Any, page: Any, choosers: list[Any]) -> None:
     """The drop zone is a button reached with the keyboard; Enter opens the file picker."""
     dropzone = page.locator("#dropzone")
-    for _ in range(2):  # the skip link, then the drop zone
-        page.keyboard.press("Tab")
+    sync_api.expect(page.locator("#sign-out")).to_be_focused()  # where signing in leaves it
+    page.keyboard.press("Tab")  # then the drop zone
     sync_api.expect(dropzone).to_be_focused()
     assert dropzone.evaluate("el => getComputedStyle(el).outlineStyle") != "none"
     page.keyboard.press("Enter")
@@ -405,7 +469,7 @@ def test_page_works_from_localhost(
     """The other origin the stack allows: the page, its API calls and the S3 upload (CORS)."""
     origin = imgpipe_up.info["api_url"].replace("//127.0.0.1:", "//localhost:")
     assert origin != imgpipe_up.info["api_url"], origin
-    open_page(chromium[1], tab.page, f"{origin}/")
+    open_page(chromium[1], tab.page, f"{origin}/", imgpipe_up)
     posts = storage_posts(tab.page, imgpipe_up)
     item = choose_file(tab.page, small_png)
     pending = ("queued", "uploading", "processing")
@@ -424,7 +488,7 @@ def test_the_page_polls_a_waiting_upload_without_console_errors(
     waits; a 404 there would be logged as a failed resource load, which the tab records."""
     path = tmp_path / WAITS_IN_QUEUE
     photo_like(120, 80, seed=14).save(path, "PNG")
-    open_page(chromium[1], tab.page, imgpipe_up.url)
+    open_page(chromium[1], tab.page, imgpipe_up.url, imgpipe_up)
     polled: list[int] = []
     tab.page.on("response", lambda r: polled.append(r.status) if "/images/" in r.url else None)
     item = choose_file(tab.page, path)
@@ -531,7 +595,7 @@ def test_storage_refusal_is_shown_in_words(
     chromium: tuple[str, Any], imgpipe_up: Server, tab: Tab, small_png: Path, name: str
 ) -> None:
     case, page = REFUSALS[name], tab.page
-    open_page(chromium[1], page, imgpipe_up.url)
+    open_page(chromium[1], page, imgpipe_up.url, imgpipe_up)
     extra = expired_upload(imgpipe_up, small_png, "image/png") if case.expired else None
     script = ALTER_UPLOADS.replace("/* ask */", case.ask).replace("/* answer */", case.answer)
     page.evaluate(script, extra)

@@ -28,7 +28,14 @@ from core.errors import Rejected, Transient
 from handlers.pending import pending_item
 from infra.local.iam import STATIC_CREDENTIALS, create_roles, function_env, write_profiles
 from infra.local.moto_server import EmbeddedAws
-from infra.local.provision import API_FUNCTION, PROCESS_FUNCTION, Stack, post_rule, provision
+from infra.local.provision import (
+    API_FUNCTION,
+    PROCESS_FUNCTION,
+    PROCESS_NOW_FUNCTION,
+    Stack,
+    post_rule,
+    provision,
+)
 from infra.local.strict_front import FormPostGuard
 from infra.worker.poller import PollerConfig, collect_batch, delete_succeeded
 
@@ -109,6 +116,13 @@ def read_item(session: boto3.session.Session, stack: Stack) -> None:
     images_catalog(stack.table, session=session).get(f"{stack.raw_bucket}/x")
 
 
+def head_upload(session: boto3.session.Session, stack: Stack) -> None:
+    """GET /images' PENDING check: a HeadObject of a raw upload that has no result yet."""
+    found = pending_item(S3Storage(s3_client(session=session)), stack.raw_bucket,
+                         f"{stack.raw_bucket}/uploads/u/cat.jpg")  # fmt: skip
+    assert found is not None and found["status"] == "PENDING"
+
+
 def poll_queue(session: boto3.session.Session, stack: Stack) -> None:
     """The event source mapping: collect_batch (ReceiveMessage) and delete_succeeded."""
     sqs = session.client("sqs")
@@ -131,7 +145,7 @@ def upload_through_presigned_post(session: boto3.session.Session, stack: Stack) 
         raise PermissionError(f"{response.status_code}: {response.text}")
 
 
-# Each statement of both roles, and the path that needs it. Statements with no local path
+# Each statement of every role, and the path that needs it. Statements with no local path
 # are listed in NOT_EXERCISED_LOCALLY, with the reason; the test below keeps both complete.
 PATHS: dict[tuple[str, str], Probe] = {
     (PROCESS_FUNCTION, "ReadRawObjects"): fetch_raw,
@@ -142,9 +156,11 @@ PATHS: dict[tuple[str, str], Probe] = {
     (PROCESS_FUNCTION, "ReadBackfillSources"): fetch_backfill_source,
     (API_FUNCTION, "PresignUploads"): upload_through_presigned_post,
     (API_FUNCTION, "ReadCatalog"): read_item,
-    (API_FUNCTION, "OnDemandReadRaw"): fetch_raw,
-    (API_FUNCTION, "OnDemandWriteRenditions"): store_rendition,
-    (API_FUNCTION, "OnDemandWriteCatalog"): record_item,
+    (API_FUNCTION, "HeadUploads"): head_upload,
+    (PROCESS_NOW_FUNCTION, "OnDemandReadRaw"): fetch_raw,
+    (PROCESS_NOW_FUNCTION, "OnDemandWriteRenditions"): store_rendition,
+    (PROCESS_NOW_FUNCTION, "OnDemandDeleteOldRenditions"): delete_rendition,
+    (PROCESS_NOW_FUNCTION, "OnDemandWriteCatalog"): record_item,
 }
 NOT_EXERCISED_LOCALLY = {
     "Logs": "the Lambda service writes the functions' logs; nothing local calls CloudWatch Logs",
@@ -178,7 +194,9 @@ def without(stack: Stack, function: str, sid: str) -> dict[str, Any]:
 
 def test_every_statement_has_a_path_or_a_reason(env: Env) -> None:
     sids = {
-        (f, s["Sid"]) for f in (PROCESS_FUNCTION, API_FUNCTION) for s in statements(env.stack, f)
+        (f, s["Sid"])
+        for f in (PROCESS_FUNCTION, API_FUNCTION, PROCESS_NOW_FUNCTION)
+        for s in statements(env.stack, f)
     }
     covered = set(PATHS) | {(f, sid) for f, sid in sids if sid in NOT_EXERCISED_LOCALLY}
     assert sids == covered
@@ -209,9 +227,16 @@ def test_the_process_role_cannot_write_raw_or_read_an_ungranted_bucket(env: Env)
 
 
 def test_the_api_role_cannot_read_renditions_or_write_outside_uploads(env: Env) -> None:
+    """Not even with OnDemandProcessing: POST /process has a function and a role of its own.
+    The API role reads raw objects only under uploads/ (HeadUploads, for PENDING)."""
     session = assume(env.stack.roles[API_FUNCTION])
     s3 = s3_client(session=session)
     store_rendition(boto3.session.Session(), env.stack)  # as the operator
+    boto3.client("s3").put_object(Bucket=env.stack.raw_bucket, Key="elsewhere/cat.jpg", Body=b"x")
+    with pytest.raises(ClientError, match="AccessDenied"):
+        s3.get_object(Bucket=env.stack.raw_bucket, Key="elsewhere/cat.jpg")
+    with pytest.raises((ClientError, Transient, Rejected), match="AccessDenied|access_denied"):
+        store_rendition(session, env.stack)
     with pytest.raises(ClientError, match="AccessDenied"):
         s3.get_object(Bucket=env.stack.output_bucket, Key="thumb/uploads/u/cat.jpg.webp")
     with pytest.raises(ClientError, match="AccessDenied"):
@@ -295,23 +320,3 @@ def test_upload_preflights_are_answered_from_the_buckets_cors_rule(
     assert response.status_code == status
     allowed = response.headers.get("Access-Control-Allow-Origin")
     assert allowed == (origin if status == 200 else None)
-
-
-def test_the_default_api_role_may_head_uploads_for_pending(env: Env) -> None:
-    """Without on-demand processing, GET /images/{id}'s PENDING check (a HeadObject under
-    uploads/) runs on HeadUploads alone; removing it makes the same call AccessDenied."""
-    default = provision("iamdefault")
-    assert "OnDemandReadRaw" not in {s.get("Sid") for s in statements(default, API_FUNCTION)}
-    boto3.client("s3").put_object(Bucket=default.raw_bucket, Key="uploads/u/a.jpg", Body=b"x")
-    image_id = f"{default.raw_bucket}/uploads/u/a.jpg"
-
-    def head(role_arn: str) -> dict[str, Any] | None:
-        return pending_item(S3Storage(s3_client(session=assume(role_arn))), default.raw_bucket,
-                            image_id)  # fmt: skip
-
-    found = head(default.roles[API_FUNCTION])
-    assert found is not None and found["status"] == "PENDING"
-    iam = boto3.client("iam")
-    mutated = create_roles(iam, without(default, API_FUNCTION, "HeadUploads"), "no-head")
-    with pytest.raises(Rejected, match="access_denied"):
-        head(mutated[API_FUNCTION])

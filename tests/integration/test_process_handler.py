@@ -25,7 +25,7 @@ from aws_helpers import (
 from botocore.awsrequest import AWSResponse
 from PIL import Image
 
-import handlers.api
+import handlers.http
 import handlers.process
 from core.aws import S3Storage, s3_client
 from core.events import backfill_message
@@ -575,7 +575,7 @@ def awkward_item(settings: Settings) -> dict[str, Any]:
 def test_cdn_urls_percent_encode_the_key() -> None:
     settings = replace(Settings.from_env({}), cdn_domain="d111.cloudfront.net")
     rt = Runtime(settings, S3Storage(s3_client(region="us-east-1")), None)  # type: ignore[arg-type]
-    (rendition,) = handlers.api.with_urls(awkward_item(settings), rt)["renditions"]
+    (rendition,) = handlers.http.with_urls(awkward_item(settings), rt)["renditions"]
     assert rendition["url"] == (
         "https://d111.cloudfront.net/thumb/uploads/u1/a%20b%2Bc%25%23%3F.jpg."
         f"{source_version('0123456789abcdef', settings.profile)}.webp"
@@ -594,7 +594,7 @@ def test_presigned_get_urls_fetch_the_object_with_the_awkward_key() -> None:
         (rendition,) = awkward_item(settings)["renditions"]
         s3.put_object(Bucket="out", Key=rendition["key"], Body=b"rendered bytes")
         rt = Runtime(settings, S3Storage(s3), None)  # type: ignore[arg-type]
-        (rendition,) = handlers.api.with_urls(awkward_item(settings), rt)["renditions"]
+        (rendition,) = handlers.http.with_urls(awkward_item(settings), rt)["renditions"]
         assert "a%20b%2Bc%25%23%3F.jpg.01234567-" in rendition["url"]
         fetched = requests.get(rendition["url"], timeout=30)
     assert (fetched.status_code, fetched.content) == (200, b"rendered bytes")

@@ -15,6 +15,7 @@ from infra.local.apigw import (
     Route,
     cors_from_template,
     routes_from_template,
+    template_routes,
 )
 from infra.template.evaluation import Evaluator
 from infra.template.loading import load_template
@@ -99,10 +100,16 @@ def gateway(keys: list[str], cors: Cors | None = None, output: Any = None) -> Ht
     return HttpApiGateway([Route.from_key(k) for k in keys], cors, Recorder(output))
 
 
+def recorder_of(api: HttpApiGateway) -> Recorder:
+    """The one Recorder a gateway built by these helpers sends every route to."""
+    (recorder,) = set(api.integrations.values())
+    assert isinstance(recorder, Recorder)
+    return recorder
+
+
 def routed(api: HttpApiGateway, method: str, target: str) -> str | None:
     """The route key the integration saw, None when nothing was invoked."""
-    recorder = api.invoke
-    assert isinstance(recorder, Recorder)
+    recorder = recorder_of(api)
     recorder.events.clear()
     api.handle(request(method, target))
     return recorder.events[0]["routeKey"] if recorder.events else None
@@ -191,15 +198,41 @@ def test_routes_from_the_template() -> None:
     assert routes_from_template(Evaluator(load_template()).resources(), "OtherApi") == []
 
 
+def test_each_route_integrates_the_function_its_template_names() -> None:
+    """SAM events integrate their own function; an ApiGatewayV2 Route its Target's
+    integration's IntegrationUri (POST /process: its own function, not the API's)."""
+    on_demand = Evaluator(load_template(), {"OnDemandProcessing": "true"}).resources()
+    assert template_routes(on_demand) == {
+        "POST /uploads": "ApiFunction",
+        "GET /images/{image_id+}": "ApiFunction",
+        "GET /config": "ApiFunction",
+        "POST /process": "ProcessNowFunction",
+    }
+
+
+def test_a_route_target_that_names_no_function_is_refused() -> None:
+    resources = Evaluator(load_template(), {"OnDemandProcessing": "true"}).resources()
+    resources["ProcessNowRoute"]["Properties"]["Target"] = "integrations/<Nowhere>"
+    with pytest.raises(ValueError, match="names no function"):
+        template_routes(resources)
+
+
+def test_the_gateway_invokes_each_routes_own_integration() -> None:
+    uploads, process = Recorder(), Recorder()
+    routes = [Route.from_key("POST /uploads"), Route.from_key("POST /process")]
+    api = HttpApiGateway(routes, None, {"POST /uploads": uploads, "POST /process": process})
+    api.handle(request("POST", "/process"))
+    assert [e["routeKey"] for e in process.events] == ["POST /process"] and uploads.events == []
+    with pytest.raises(ValueError, match="without an integration: POST /process"):
+        HttpApiGateway(routes, None, {"POST /uploads": uploads})
+
+
 def template_gateway(image_path: str | None = None) -> HttpApiGateway:
     """A gateway on the default template, GetImage's path optionally replaced."""
     template = load_template()
     if image_path is not None:
-        events = template["Resources"]["ApiFunction"]["Properties"]["Events"]
-        (event,) = [
-            e for e in events.values() if e["Properties"].get("Path") == "/images/{image_id+}"
-        ]
-        event["Properties"]["Path"] = image_path
+        route = template["Resources"]["GetImageRoute"]["Properties"]
+        route["RouteKey"] = f"GET {image_path}"
     resources = Evaluator(template).resources()
     return HttpApiGateway(
         routes_from_template(resources), cors_from_template(resources), Recorder()
@@ -218,7 +251,7 @@ def test_path_parameters_are_percent_decoded() -> None:
     integration" (Create routes for HTTP APIs); live events show rawPath decoded too."""
     api = template_gateway()
     api.handle(request("GET", "/images/imgpipe-raw%2Fuploads%2Fx%2Fc%C3%A4t%20a.jpg?v=1"))
-    (event,) = api.invoke.events  # type: ignore[attr-defined]
+    (event,) = recorder_of(api).events
     assert event["pathParameters"] == {"image_id": "imgpipe-raw/uploads/x/cät a.jpg"}
     assert event["rawPath"] == event["requestContext"]["http"]["path"]
     assert event["rawPath"] == "/images/imgpipe-raw/uploads/x/cät a.jpg"
@@ -384,7 +417,9 @@ def test_a_body_over_the_payload_quota_is_a_413() -> None:
 
 def test_cors_from_the_template() -> None:
     cors = cors_from_template(Evaluator(load_template()).resources())
-    assert cors == Cors(LOCAL_ORIGINS, ("GET", "POST", "OPTIONS"), ("content-type",), (), 600)
+    headers = ("authorization", "content-type", "x-amz-content-sha256", "x-amz-date",
+               "x-amz-security-token")  # fmt: skip
+    assert cors == Cors(LOCAL_ORIGINS, ("GET", "POST", "OPTIONS"), headers, (), 600)
     assert cors_from_template({"HttpApi": {"Type": "AWS::Serverless::HttpApi"}}) is None
 
 
@@ -402,10 +437,12 @@ def test_the_gateway_answers_an_allowed_preflight(origin: str) -> None:
     assert dict(response.headers) == {
         "Access-Control-Allow-Origin": origin,
         "Access-Control-Allow-Methods": "GET,POST,OPTIONS",
-        "Access-Control-Allow-Headers": "content-type",
+        "Access-Control-Allow-Headers": (
+            "authorization,content-type,x-amz-content-sha256,x-amz-date,x-amz-security-token"
+        ),
         "Access-Control-Max-Age": "600",
     }
-    assert api.invoke.events == []  # type: ignore[attr-defined]
+    assert recorder_of(api).events == []
 
 
 @pytest.mark.parametrize(
@@ -475,3 +512,27 @@ def test_without_cors_the_integration_headers_pass_through() -> None:
     assert header(response, "access-control-allow-origin") == ["*"]
     preflight_response = preflight(gateway(["GET /x"]), "http://evil.example", "GET")
     assert preflight_response.status == 404
+
+
+# ------------------------------------------------------------------------------ authorizers
+
+
+def test_a_refused_request_is_401_unauthorized_and_never_reaches_the_integration() -> None:
+    recorder = Recorder()
+    cors = Cors(("http://127.0.0.1:8080",), ("GET", "POST"), ("authorization",))
+    context = {"jwt": {"claims": {"sub": "u-1"}, "scopes": None}}
+    authorizers = {"POST /uploads": lambda h: context if h.get("authorization") == "ok" else None}
+    routes = [Route.from_key("POST /uploads"), Route.from_key("GET /config")]
+    api = HttpApiGateway(routes, cors, recorder, authorizers=authorizers)
+    origin = [("Origin", "http://127.0.0.1:8080")]
+    refused = api.handle(request("POST", "/uploads", origin))
+    assert (refused.status, json.loads(refused.body)) == (401, {"message": "Unauthorized"})
+    assert header(refused, "Access-Control-Allow-Origin") == ["http://127.0.0.1:8080"]
+    assert recorder.events == []
+    assert api.handle(request("POST", "/uploads", [*origin, ("Authorization", "ok")])).status == 200
+    (event,) = recorder.events
+    assert event["requestContext"]["authorizer"] == context
+    assert api.handle(request("GET", "/config")).status == 200  # no authorizer on this route
+    assert "authorizer" not in recorder.events[1]["requestContext"]
+    preflight_answer = preflight(api, "http://127.0.0.1:8080", "POST", "Authorization")
+    assert preflight_answer.status == 204  # preflights are answered before any authorizer

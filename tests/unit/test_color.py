@@ -8,8 +8,9 @@ import pytest
 from imaging_fixtures import close, image_of, pixel, png_rgb16, to_bytes
 from PIL import Image, ImageCms
 
-from core.imaging import Limits, decode
+from core.imaging import Limits
 from core.imaging.color import to_srgb8
+from core.imaging.decode import decode
 
 pytestmark = pytest.mark.usefixtures("pillow_globals")
 

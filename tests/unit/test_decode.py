@@ -21,7 +21,8 @@ from imaging_fixtures import (
 )
 from PIL import Image, ImageFile
 
-from core.imaging import REJECT_REASONS, ImageRejected, Limits, decode
+from core.imaging import REJECT_REASONS, ImageRejected, Limits
+from core.imaging.decode import decode
 
 # ``core.imaging.decode`` the attribute is the function; the module is needed to patch it.
 decode_module = importlib.import_module("core.imaging.decode")

@@ -14,8 +14,9 @@ from imaging_fixtures import (
 )
 from PIL import Image, ImageChops
 
-from core.imaging import Limits, RenditionSpec, render
+from core.imaging import Limits, RenditionSpec
 from core.imaging.encode import OUTPUT_FORMATS, encode, output_format
+from core.imaging.engine import render
 from core.imaging.sniff import sniff_format
 from core.imaging.watermark import apply_watermark
 

@@ -20,15 +20,9 @@ from imaging_fixtures import (
 )
 from PIL import Image
 
-from core.imaging import (
-    PRESETS,
-    DecodedImage,
-    ImageRejected,
-    Limits,
-    RenditionSpec,
-    parse_renditions,
-    render,
-)
+from core.imaging import PRESETS, ImageRejected, Limits, RenditionSpec, parse_renditions
+from core.imaging.decode import DecodedImage
+from core.imaging.engine import render
 from loadtest.synthetic import photo_like_bytes
 
 pytestmark = pytest.mark.usefixtures("pillow_globals")

@@ -8,7 +8,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from core.imaging import ImageRejected, Limits, RenditionSpec, render
+from core.imaging import ImageRejected, Limits, RenditionSpec
+from core.imaging.engine import render
 from core.imaging.resize import geometry
 
 pytestmark = pytest.mark.usefixtures("pillow_globals")

@@ -16,7 +16,8 @@ from hypothesis import strategies as st
 from imaging_fixtures import animated, quadrants, to_bytes
 from PIL import Image
 
-from core.imaging import REJECT_REASONS, ImageRejected, Limits, RenditionSpec, render
+from core.imaging import REJECT_REASONS, ImageRejected, Limits, RenditionSpec
+from core.imaging.engine import render
 
 pytestmark = [
     pytest.mark.usefixtures("pillow_globals"),

@@ -16,7 +16,9 @@ import pytest
 from imaging_fixtures import quadrants, to_bytes
 from PIL import Image
 
-from core.imaging import REJECT_REASONS, ImageRejected, Limits, decode, parse_renditions, render
+from core.imaging import REJECT_REASONS, ImageRejected, Limits, parse_renditions
+from core.imaging.decode import decode
+from core.imaging.engine import render
 
 decode_module = importlib.import_module("core.imaging.decode")
 

@@ -22,7 +22,8 @@ from imaging_fixtures import (
     to_bytes,
 )
 
-from core.imaging import ImageRejected, Limits, decode
+from core.imaging import ImageRejected, Limits
+from core.imaging.decode import decode
 from core.imaging.isobmff import boxes
 
 pytestmark = pytest.mark.usefixtures("pillow_globals")

@@ -21,7 +21,8 @@ from imaging_fixtures import (
 )
 from PIL import Image, PngImagePlugin
 
-from core.imaging import ImageRejected, Limits, decode
+from core.imaging import ImageRejected, Limits
+from core.imaging.decode import decode
 from core.imaging.png import prepare_png
 
 pytestmark = pytest.mark.usefixtures("pillow_globals")

@@ -10,7 +10,8 @@ import pytest
 from imaging_fixtures import close, opened, pixel, to_bytes
 from PIL import Image, ImageChops, ImageStat
 
-from core.imaging import Limits, RenditionSpec, render
+from core.imaging import Limits, RenditionSpec
+from core.imaging.engine import render
 from core.imaging.resize import geometry, needed_scale
 from loadtest.synthetic import photo_like_bytes
 
@@ -189,7 +190,8 @@ def test_extreme_aspect_inside_and_exact(size: tuple[int, int]) -> None:
 _BOUNDED_RENDER = """
 import io, json, resource, sys
 from PIL import Image, ImageChops, ImageStat
-from core.imaging import Limits, PRESETS, render
+from core.imaging import Limits, PRESETS
+from core.imaging.engine import render
 width, height = int(sys.argv[1]), int(sys.argv[2])
 buffer = io.BytesIO()
 Image.new("RGB", (width, height), (90, 160, 30)).save(buffer, "PNG")

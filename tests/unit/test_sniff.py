@@ -6,7 +6,8 @@ import pytest
 from imaging_fixtures import ftyp, quadrants, to_bytes
 from PIL import Image
 
-from core.imaging import ImageRejected, Limits, decode
+from core.imaging import ImageRejected, Limits
+from core.imaging.decode import decode
 from core.imaging.isobmff import boxes
 from core.imaging.sniff import AVIF, GIF, HEIF, JPEG, PNG, WEBP, sniff_format
 

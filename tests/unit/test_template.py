@@ -224,11 +224,22 @@ def test_contract_shape(template: dict[str, Any]) -> None:
             assert var in fn["Environment"]["Variables"]
     assert process["ImageConfig"]["Command"] == ["handlers.process.handler"]
     assert api["ImageConfig"]["Command"] == ["handlers.api.handler"]
-    routes = {(e["Properties"]["Method"], e["Properties"]["Path"]) for e in api["Events"].values()}
-    assert routes == {("POST", "/uploads"), ("GET", "/images/{image_id+}"), ("GET", "/config")}
+    routes = {r["Properties"]["RouteKey"] for r in res.values()
+              if r["Type"] == "AWS::ApiGatewayV2::Route"}  # fmt: skip
+    assert routes == {"POST /uploads", "GET /images/{image_id+}", "GET /config"}
+    assert res["ApiIntegration"]["Properties"]["IntegrationUri"] == "<ApiFunction.Arn>"
     assert "ProcessNowRoute" not in res  # POST /process exists only with OnDemandProcessing
     on_demand = Evaluator(template, {"OnDemandProcessing": "true"}).resources()
     assert on_demand["ProcessNowRoute"]["Properties"]["RouteKey"] == "POST /process"
+    process_now = on_demand["ProcessNowFunction"]["Properties"]
+    assert process_now["ImageConfig"]["Command"] == ["handlers.process_now.handler"]
+    assert on_demand["ProcessNowIntegration"]["Properties"]["IntegrationUri"] == (
+        "<ProcessNowFunction.Arn>"
+    )
+    assert on_demand["ProcessNowPermission"]["Properties"]["FunctionName"] == "<ProcessNowFunction>"
+    # The API function imports no engine: small memory; POST /process runs the engine.
+    assert (api["MemorySize"], process_now["MemorySize"]) == ("512", process["MemorySize"])
+    assert process_now["Timeout"] < 30  # API Gateway's integration timeout
     table = res["ImagesTable"]["Properties"]
     assert table["BillingMode"] == "PAY_PER_REQUEST"
     assert table["KeySchema"] == [{"AttributeName": "image_id", "KeyType": "HASH"}]

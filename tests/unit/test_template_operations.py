@@ -94,8 +94,19 @@ def test_roles_grant_only_what_the_code_calls(template: dict[str, Any]) -> None:
         "logs:PutLogEvents",
     }
     on_demand = Evaluator(template, {"OnDemandProcessing": "true"}).resources()
-    assert "dynamodb:UpdateItem" not in _actions(on_demand, "ApiFunctionRole")
-    assert "dynamodb:PutItem" in _actions(on_demand, "ApiFunctionRole")
+    # POST /process has its own role; the API's gains nothing from OnDemandProcessing.
+    assert _actions(on_demand, "ApiFunctionRole") == _actions(default, "ApiFunctionRole")
+    assert _actions(on_demand, "ProcessNowFunctionRole") == {
+        "s3:GetObject",
+        "s3:ListBucket",
+        "s3:PutObject",
+        "s3:DeleteObject",  # the renditions of the version an on-demand render replaces
+        "dynamodb:GetItem",
+        "dynamodb:PutItem",
+        "logs:CreateLogStream",
+        "logs:PutLogEvents",
+    }
+    assert "ProcessNowFunctionRole" not in default
 
 
 def test_the_raw_bucket_notifies_creations_and_removals_and_the_table_forgets_tombstones(
@@ -125,15 +136,18 @@ def _lambda_alarms(resources: dict[str, Any]) -> dict[tuple[str, str], dict[str,
 
 
 def test_every_function_has_error_and_throttle_alarms(template: dict[str, Any]) -> None:
-    resources = Evaluator(template, {"AlarmEmail": "ops@example.com"}).resources()
+    parameters = {"AlarmEmail": "ops@example.com", "OnDemandProcessing": "true"}
+    resources = Evaluator(template, parameters).resources()
     alarms = _lambda_alarms(resources)
-    for function in ("<ProcessFunction>", "<ApiFunction>"):
+    functions = [n for n, r in resources.items() if r["Type"] == "AWS::Serverless::Function"]
+    assert sorted(functions) == ["ApiFunction", "ProcessFunction", "ProcessNowFunction"]
+    for function in (f"<{name}>" for name in functions):
         for metric in ("Errors", "Throttles"):
             alarm = alarms[(function, metric)]
             assert alarm["AlarmActions"] == ["<AlarmTopic>"]
             assert (alarm["Statistic"], alarm["Threshold"]) == ("Sum", 0)
     every = [r["Properties"] for r in resources.values() if r["Type"] == "AWS::CloudWatch::Alarm"]
-    assert len(every) == 6 and all(a["AlarmActions"] == ["<AlarmTopic>"] for a in every)
+    assert len(every) == 8 and all(a["AlarmActions"] == ["<AlarmTopic>"] for a in every)
 
 
 @pytest.mark.parametrize(
