@@ -15,6 +15,7 @@ from core.catalog import ImageRecord, Rendition, Status, Timings
 from core.errors import Rejected, Skipped
 from core.events import SourceObject, iso_ms
 from core.imaging import ImageRejected, RenderResult, render
+from core.imaging.parallel import shared_encoder
 from core.ports import Catalog, Deadline, Storage
 from core.settings import Settings
 
@@ -80,7 +81,8 @@ def process_source(
         fetch_started = time.perf_counter()
         data = storage.get(source.bucket, source.key, source.etag, settings.max_bytes, deadline)
         fetch_ms = _ms_since(fetch_started)
-        result = render(data, settings.renditions, settings.limits, deadline.check)
+        encoder = shared_encoder(settings.encode_threads)
+        result = render(data, settings.renditions, settings.limits, deadline.check, encoder)
     except Skipped as skip:
         return Outcome(source, SKIPPED, skip.reason)
     except ImageRejected as rejection:  # the engine's, and Rejected from storage

@@ -44,6 +44,9 @@ class Settings:
     workers: int
     cdn_domain: str
     safety_margin_ms: int = 10_000
+    # Threads of the process's shared encode executor (core.imaging.parallel): a record's
+    # renditions are encoded on them while its next rendition is resized. 1 encodes inline.
+    encode_threads: int = 1
 
     @property
     def cdn_url(self) -> str:
@@ -73,6 +76,7 @@ class Settings:
             workers=_positive_int(env, "IMGPIPE_WORKERS", workers),
             cdn_domain=env.get("IMGPIPE_CDN_DOMAIN", ""),
             safety_margin_ms=_positive_int(env, "IMGPIPE_SAFETY_MARGIN_MS", 10_000),
+            encode_threads=_positive_int(env, "IMGPIPE_ENCODE_THREADS", os.cpu_count() or 1),
         )
 
     def check_processing(self) -> None:

@@ -1,0 +1,70 @@
+"""Encoding a record's renditions on idle cores while its next rendition is resized.
+
+Pillow releases the GIL in its resamplers and encoders, so one record can use a second core:
+the resize chain stays on the record's own thread (each step needs the previous one) and the
+encodes go to one executor shared by the process. Sharing it bounds the encodes in flight to
+its size whatever the number of records, so memory stays within the per-record budget: a
+record holds at most its own renditions' pixels (a few MB) while they wait.
+"""
+
+import functools
+import time
+from collections.abc import Callable
+from concurrent.futures import Executor, Future, ThreadPoolExecutor, wait
+
+from PIL import Image
+
+
+@functools.cache
+def shared_encoder(threads: int) -> Executor | None:
+    """The process's encode executor of ``threads`` threads; ``None`` (inline) below 2."""
+    if threads < 2:
+        return None
+    return ThreadPoolExecutor(threads, thread_name_prefix="imgpipe-encode")
+
+
+class EncodeJobs:
+    """Encodes keyed by what makes their bytes identical; each runs once, inline or on the
+    executor, and its time is added to ``encode_ms``."""
+
+    def __init__(self, executor: Executor | None) -> None:
+        self._executor = executor
+        self._jobs: dict[tuple[object, ...], Future[bytes]] = {}
+        self._durations_ms: list[float] = []  # list.append is atomic, so no lock is needed
+
+    @property
+    def encode_ms(self) -> float:
+        return sum(self._durations_ms)
+
+    def submit(
+        self,
+        key: tuple[object, ...],
+        image: Image.Image,
+        encode: Callable[[Image.Image], bytes],
+        inline: bool = False,
+    ) -> None:
+        """Encode ``image`` under ``key`` unless an equal job exists; ``inline`` runs it here
+        (the record's last rendition: its thread would only wait otherwise)."""
+        if key in self._jobs:
+            return
+        if self._executor is None or inline:
+            done: Future[bytes] = Future()
+            done.set_result(self._timed(encode, image))
+            self._jobs[key] = done
+        else:
+            self._jobs[key] = self._executor.submit(self._timed, encode, image)
+
+    def result(self, key: tuple[object, ...]) -> bytes:
+        return self._jobs[key].result()
+
+    def cancel(self) -> None:
+        """Drop what has not started and wait for what has, so no encode outlives the render."""
+        for job in self._jobs.values():
+            job.cancel()
+        wait(self._jobs.values())
+
+    def _timed(self, encode: Callable[[Image.Image], bytes], image: Image.Image) -> bytes:
+        started = time.perf_counter()
+        data = encode(image)
+        self._durations_ms.append((time.perf_counter() - started) * 1000)
+        return data

@@ -1,0 +1,92 @@
+"""Encoding renditions on a shared executor: the same bytes as inline, and a stopped render
+leaves no encode running or queued."""
+
+import importlib
+import io
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import pytest
+from PIL import Image
+
+from core.imaging import PRESETS, Limits, RenditionSpec, render
+from core.imaging.parallel import shared_encoder
+
+pytestmark = pytest.mark.usefixtures("pillow_globals")
+
+engine_module = importlib.import_module("core.imaging.engine")
+
+
+def photo_like(width: int, height: int) -> bytes:
+    """A JPEG with detail at every scale (a gradient with noise), so encodes differ by size."""
+    image = Image.effect_mandelbrot((width, height), (-2.0, -1.2, 1.0, 1.2), 64).convert("RGB")
+    buffer = io.BytesIO()
+    image.save(buffer, "JPEG", quality=90)
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize("preset", ["default", "jpeg", "avif"])
+def test_parallel_encodes_give_the_same_bytes_as_inline(preset: str) -> None:
+    data = photo_like(2400, 1600)
+    inline = render(data, PRESETS[preset], Limits())
+    with ThreadPoolExecutor(2) as pool:
+        parallel = render(data, PRESETS[preset], Limits(), encoder=pool)
+    assert [r.data for r in parallel.renditions] == [r.data for r in inline.renditions]
+    assert [r.name for r in parallel.renditions] == [s.name for s in PRESETS[preset]]
+    assert parallel.timings_ms["encode"] > 0
+
+
+def test_identical_renditions_are_encoded_once_on_the_executor() -> None:
+    """A small source: three inside specs keep its size, so their pixels and bytes are equal."""
+    specs = (
+        RenditionSpec("a", 1920, 1080),
+        RenditionSpec("b", 1280, 720),
+        RenditionSpec("c", 640, 640),
+    )
+    submitted: list[object] = []
+
+    class Counting(ThreadPoolExecutor):
+        def submit(self, fn, /, *args, **kwargs):  # type: ignore[no-untyped-def]
+            submitted.append(fn)
+            return super().submit(fn, *args, **kwargs)
+
+    with Counting(2) as pool:
+        result = render(photo_like(300, 200), specs, Limits(), encoder=pool)
+    assert len({r.data for r in result.renditions}) == 1
+    assert len(submitted) == 1  # b and c reuse a's encode
+
+
+def test_a_stopped_render_waits_for_its_running_encodes(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The deadline raising at a checkpoint stops the render: the encode that had started has
+    finished when render() raises, and the queued one never runs."""
+    started: list[int] = []
+    finished: list[int] = []
+    real = engine_module.encode
+
+    def slow_encode(image: Image.Image, *args: Any) -> bytes:
+        started.append(image.width)
+        time.sleep(0.2)
+        data: bytes = real(image, *args)
+        finished.append(image.width)
+        return data
+
+    monkeypatch.setattr(engine_module, "encode", slow_encode)
+    calls: list[str] = []
+
+    def checkpoint(stage: str) -> None:
+        calls.append(stage)
+        if calls.count("rendition") == 3:  # after two renditions were submitted
+            raise TimeoutError("deadline")
+
+    with ThreadPoolExecutor(1) as pool:
+        with pytest.raises(TimeoutError):
+            render(photo_like(2400, 1600), PRESETS["default"], Limits(), checkpoint, pool)
+        assert started == finished == [1620]  # the second was queued behind it: dropped
+        time.sleep(0.3)
+        assert started == [1620]
+
+
+def test_the_shared_encoder_is_one_per_size_and_inline_below_two() -> None:
+    assert shared_encoder(1) is None
+    assert shared_encoder(2) is shared_encoder(2)
