@@ -109,7 +109,7 @@ def process_source(
         renditions=renditions,
         timings=timings,
     )
-    bytes_out = sum(r.bytes for r in renditions)
+    bytes_out = sum({r.key: r.bytes for r in renditions}.values())  # what was written
     return _write(catalog, Outcome(source, Status.PROCESSED, None, processed, bytes_out), deadline)
 
 
@@ -164,6 +164,9 @@ def _store(
         "source-etag": source.etag,
     }
     renditions = []
+    # Identical outputs (a small source that several sizes keep as it is) are stored once:
+    # the later renditions point at the first one's key.
+    stored: dict[bytes, str] = {}
     for rendition in result.renditions:
         key = output_key(
             rendition.name,
@@ -172,10 +175,13 @@ def _store(
             bucket=source.bucket,
             raw_bucket=settings.raw_bucket,
         )
-        deadline.check(f"store {rendition.name}")
-        storage.put(
-            settings.output_bucket, key, rendition.data, rendition.content_type, metadata, deadline
-        )
+        if rendition.data not in stored:
+            deadline.check(f"store {rendition.name}")
+            storage.put(
+                settings.output_bucket, key, rendition.data, rendition.content_type, metadata,
+                deadline,
+            )  # fmt: skip
+        key = stored.setdefault(rendition.data, key)
         renditions.append(
             Rendition(
                 name=rendition.name,
