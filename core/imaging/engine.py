@@ -68,7 +68,7 @@ def render(
     # steps are lazy: a checkpoint at the end of the loop body runs before the next resize.
     checkpoint("rendition")
     try:
-        steps = render_each(decoded.take_image(), specs, source.width, source.height)
+        steps = render_each(decoded.take_image(), specs, source.width, source.height, encoder)
         while True:
             clock = time.perf_counter()
             step_image = next(steps, None)

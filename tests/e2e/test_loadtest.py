@@ -253,7 +253,7 @@ def test_throughput_series_bins_by_finish_time() -> None:
 def test_cost_model_matches_a_hand_computed_example() -> None:
     inputs = CostInputs(
         compute_ms_per_image=1000,
-        renditions_per_image=4,
+        puts_per_image=4,
         item_bytes=1500,
         message_bytes=1500,
         memory_mb=2048,

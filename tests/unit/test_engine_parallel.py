@@ -4,34 +4,62 @@ leaves no encode running or queued."""
 import importlib
 import io
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 from typing import Any
 
 import pytest
 from PIL import Image
 
 from core.imaging import PRESETS, Limits, RenditionSpec, render
-from core.imaging.parallel import shared_encoder
+from core.imaging.parallel import SharedExecutor, shared_encoder
 
 pytestmark = pytest.mark.usefixtures("pillow_globals")
 
 engine_module = importlib.import_module("core.imaging.engine")
 
 
-def photo_like(width: int, height: int) -> bytes:
-    """A JPEG with detail at every scale (a gradient with noise), so encodes differ by size."""
+def photo_like(width: int, height: int, fmt: str = "JPEG") -> bytes:
+    """An image with detail at every scale (a fractal), so every rendition's bytes differ; as
+    PNG it has an alpha channel too."""
     image = Image.effect_mandelbrot((width, height), (-2.0, -1.2, 1.0, 1.2), 64).convert("RGB")
+    if fmt == "PNG":
+        image.putalpha(image.getchannel("G"))
     buffer = io.BytesIO()
-    image.save(buffer, "JPEG", quality=90)
+    image.save(buffer, fmt, quality=90)
     return buffer.getvalue()
 
 
-@pytest.mark.parametrize("preset", ["default", "jpeg", "avif"])
-def test_parallel_encodes_give_the_same_bytes_as_inline(preset: str) -> None:
-    data = photo_like(2400, 1600)
+class Counting(ThreadPoolExecutor):
+    """Counts what is submitted to it."""
+
+    def __init__(self, threads: int) -> None:
+        super().__init__(threads)
+        self.submitted: list[object] = []
+
+    def submit(self, fn, /, *args, **kwargs):  # type: ignore[no-untyped-def]
+        self.submitted.append(fn)
+        return super().submit(fn, *args, **kwargs)
+
+
+@pytest.mark.parametrize(
+    ("preset", "fmt", "size"),
+    [
+        ("default", "JPEG", (2400, 1600)),
+        ("jpeg", "JPEG", (1601, 2399)),  # odd sizes: the bands' boundary falls mid-pixel
+        ("avif", "JPEG", (2400, 1600)),
+        ("default", "PNG", (2000, 1300)),  # RGBA, and Pillow's reduce() before the filter
+    ],
+)
+def test_parallel_resizes_and_encodes_give_the_same_bytes_as_inline(
+    preset: str, fmt: str, size: tuple[int, int]
+) -> None:
+    """Large resizes run as two bands and encodes on the executor: the bytes are unchanged."""
+    data = photo_like(*size, fmt)
     inline = render(data, PRESETS[preset], Limits())
-    with ThreadPoolExecutor(2) as pool:
+    with Counting(2) as pool:
         parallel = render(data, PRESETS[preset], Limits(), encoder=pool)
+    # 3 encodes (the last runs inline), and 2 passes x 3 large renditions in bands
+    assert len(pool.submitted) == 3 + 2 * 3
     assert [r.data for r in parallel.renditions] == [r.data for r in inline.renditions]
     assert [r.name for r in parallel.renditions] == [s.name for s in PRESETS[preset]]
     assert parallel.timings_ms["encode"] > 0
@@ -44,17 +72,10 @@ def test_identical_renditions_are_encoded_once_on_the_executor() -> None:
         RenditionSpec("b", 1280, 720),
         RenditionSpec("c", 640, 640),
     )
-    submitted: list[object] = []
-
-    class Counting(ThreadPoolExecutor):
-        def submit(self, fn, /, *args, **kwargs):  # type: ignore[no-untyped-def]
-            submitted.append(fn)
-            return super().submit(fn, *args, **kwargs)
-
     with Counting(2) as pool:
         result = render(photo_like(300, 200), specs, Limits(), encoder=pool)
     assert len({r.data for r in result.renditions}) == 1
-    assert len(submitted) == 1  # b and c reuse a's encode
+    assert len(pool.submitted) == 1  # b and c reuse a's encode; 300 x 200 is never banded
 
 
 def test_a_stopped_render_waits_for_its_running_encodes(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -90,3 +111,24 @@ def test_a_stopped_render_waits_for_its_running_encodes(monkeypatch: pytest.Monk
 def test_the_shared_encoder_is_one_per_size_and_inline_below_two() -> None:
     assert shared_encoder(1) is None
     assert shared_encoder(2) is shared_encoder(2)
+
+
+def test_a_busy_shared_executor_gets_no_bands() -> None:
+    """Bands cost CPU: with every thread taken (a full batch), the resizes stay whole and
+    only the encodes are queued."""
+
+    class CountingShared(SharedExecutor):
+        submitted = 0
+
+        def submit(self, fn, /, *args, **kwargs):  # type: ignore[no-untyped-def]
+            CountingShared.submitted += 1
+            return super().submit(fn, *args, **kwargs)
+
+    with CountingShared(2) as pool:
+        assert pool.idle
+        blockers = [pool.submit(time.sleep, 1.0) for _ in range(2)]  # other records' work
+        assert not pool.idle
+        render(photo_like(2400, 1600), PRESETS["default"], Limits(), encoder=pool)
+        wait(blockers)
+    assert CountingShared.submitted == 2 + 3  # the blockers and three encodes: no bands
+    assert pool.idle
