@@ -19,6 +19,10 @@ MIN_DERIVE_RATIO = 1.4
 # as two bands of rows, one on the executor; the bytes are the same. Below it the hand-off
 # costs more than it saves.
 MIN_SPLIT_PIXELS = 250_000
+# ...and only from a source of at most this many pixels: the horizontal bands are copies of
+# the source's rows (at most 32 MB here), which must stay small next to the per-record
+# memory budget (README, "Memory"). JPEGs are decoded near the output scale, so most qualify.
+MAX_SPLIT_SOURCE_PIXELS = 8_000_000
 
 
 @dataclass(frozen=True)
@@ -147,7 +151,11 @@ def _resize(
         return image
     else:
         box = (0.0, 0.0, float(image.width), float(image.height))
-    if _area(geo.size) < MIN_SPLIT_PIXELS or not has_idle_thread(executor):
+    if (
+        _area(geo.size) < MIN_SPLIT_PIXELS
+        or _area(image.size) > MAX_SPLIT_SOURCE_PIXELS
+        or not has_idle_thread(executor)
+    ):
         executor = None
     # Two explicit passes, so that each can be cut into bands of rows: a horizontal pass
     # treats every row alone, and a vertical one (in Pillow) reads past its box's edges.

@@ -132,3 +132,12 @@ def test_a_busy_shared_executor_gets_no_bands() -> None:
         wait(blockers)
     assert CountingShared.submitted == 2 + 3  # the blockers and three encodes: no bands
     assert pool.idle
+
+
+def test_a_large_source_is_never_copied_into_bands() -> None:
+    """The horizontal bands copy the source's rows: from more than MAX_SPLIT_SOURCE_PIXELS
+    (a 9 MP PNG, decoded at full size) the first resize stays whole; the later ones, from
+    the 1080 x 1080 rendition, are banded."""
+    with Counting(2) as pool:
+        render(photo_like(3000, 3000, "PNG"), PRESETS["default"], Limits(), encoder=pool)
+    assert len(pool.submitted) == 3 + 2 * 2  # three encodes; 720p and mobile in two passes

@@ -216,6 +216,7 @@ def test_settings_from_environment_values() -> None:
         "IMGPIPE_MAX_BYTES": " 1024 ",
         "IMGPIPE_MAX_PIXELS": "2000",
         "IMGPIPE_WORKERS": "3",
+        "IMGPIPE_ENCODE_THREADS": "1",
     }
     settings = Settings.from_env(env)
     assert (settings.raw_bucket, settings.output_bucket, settings.table) == ("raw", "out", "images")
@@ -223,6 +224,8 @@ def test_settings_from_environment_values() -> None:
     assert settings.renditions == PRESETS["thumbs"]
     assert (settings.max_bytes, settings.max_pixels, settings.workers) == (1024, 2000, 3)
     assert (settings.limits.max_bytes, settings.limits.max_pixels) == (1024, 2000)
+    assert settings.encode_threads == 1
+    assert Settings.from_env({}).encode_threads == (os.cpu_count() or 1)
 
 
 def test_settings_read_os_environ_by_default(engine_env: pytest.MonkeyPatch) -> None:
@@ -233,7 +236,10 @@ def test_settings_read_os_environ_by_default(engine_env: pytest.MonkeyPatch) -> 
     assert settings.renditions == (RenditionSpec("a", 100, 80),)
 
 
-@pytest.mark.parametrize("name", ["IMGPIPE_MAX_BYTES", "IMGPIPE_MAX_PIXELS", "IMGPIPE_WORKERS"])
+@pytest.mark.parametrize(
+    "name",
+    ["IMGPIPE_MAX_BYTES", "IMGPIPE_MAX_PIXELS", "IMGPIPE_WORKERS", "IMGPIPE_ENCODE_THREADS"],
+)
 @pytest.mark.parametrize("value", ["abc", "1.5", "0", "-3", "10MB"])
 def test_settings_bad_integers_name_the_variable(name: str, value: str) -> None:
     with pytest.raises(SettingsError, match=f"^{name}:"):
