@@ -9,7 +9,6 @@ record holds at most its own renditions' pixels (a few MB) while they wait.
 
 import functools
 import threading
-import time
 from collections.abc import Callable
 from concurrent.futures import Executor, Future, ThreadPoolExecutor, wait
 from typing import Any, TypeVar
@@ -62,16 +61,11 @@ def has_idle_thread(executor: Executor | None) -> bool:
 
 class EncodeJobs:
     """Encodes keyed by what makes their bytes identical; each runs once, inline or on the
-    executor, and its time is added to ``encode_ms``."""
+    executor."""
 
     def __init__(self, executor: Executor | None) -> None:
         self._executor = executor
         self._jobs: dict[tuple[object, ...], Future[bytes]] = {}
-        self._durations_ms: list[float] = []  # list.append is atomic, so no lock is needed
-
-    @property
-    def encode_ms(self) -> float:
-        return sum(self._durations_ms)
 
     def submit(
         self,
@@ -86,10 +80,10 @@ class EncodeJobs:
             return
         if self._executor is None or inline:
             done: Future[bytes] = Future()
-            done.set_result(self._timed(encode, image))
+            done.set_result(encode(image))
             self._jobs[key] = done
         else:
-            self._jobs[key] = self._executor.submit(self._timed, encode, image)
+            self._jobs[key] = self._executor.submit(encode, image)
 
     def result(self, key: tuple[object, ...]) -> bytes:
         return self._jobs[key].result()
@@ -99,9 +93,3 @@ class EncodeJobs:
         for job in self._jobs.values():
             job.cancel()
         wait(self._jobs.values())
-
-    def _timed(self, encode: Callable[[Image.Image], bytes], image: Image.Image) -> bytes:
-        started = time.perf_counter()
-        data = encode(image)
-        self._durations_ms.append((time.perf_counter() - started) * 1000)
-        return data
