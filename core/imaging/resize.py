@@ -20,8 +20,9 @@ MIN_DERIVE_RATIO = 1.4
 # costs more than it saves.
 MIN_SPLIT_PIXELS = 250_000
 # ...and only from a source of at most this many pixels: the horizontal bands are copies of
-# the source's rows (at most 32 MB here), which must stay small next to the per-record
-# memory budget (README, "Memory"). JPEGs are decoded near the output scale, so most qualify.
+# the source's rows (at most 32 MB here), and the two explicit passes reduce each axis apart,
+# so a larger source keeps Pillow's single call and the memory the README's table measured.
+# JPEGs are decoded near the output scale, so most qualify.
 MAX_SPLIT_SOURCE_PIXELS = 8_000_000
 
 
@@ -151,14 +152,14 @@ def _resize(
         return image
     else:
         box = (0.0, 0.0, float(image.width), float(image.height))
-    if (
-        _area(geo.size) < MIN_SPLIT_PIXELS
-        or _area(image.size) > MAX_SPLIT_SOURCE_PIXELS
-        or not has_idle_thread(executor)
-    ):
+    if _area(image.size) > MAX_SPLIT_SOURCE_PIXELS:
+        # One call, as Pillow's joint reduce() keeps a large source's intermediates small.
+        return _lanczos(image, geo.size, box)
+    if _area(geo.size) < MIN_SPLIT_PIXELS or not has_idle_thread(executor):
         executor = None
     # Two explicit passes, so that each can be cut into bands of rows: a horizontal pass
-    # treats every row alone, and a vertical one (in Pillow) reads past its box's edges.
+    # treats every row alone, and a vertical one (in Pillow) reads past its box's edges. They
+    # run with or without bands, so that the bytes never depend on the pool.
     out_w, out_h = geo.size
 
     def horizontal(top: int, rows: int) -> Image.Image:
