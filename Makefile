@@ -5,7 +5,8 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PIP := $(BIN)/python -m pip --disable-pip-version-check -q
 
-.PHONY: demo test lint typecheck security unit browser node docker-requirements base-image clean
+.PHONY: demo test lint typecheck security unit browser node docker-requirements base-image clean \
+	bench-peers bench-corpus
 SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 
 $(BIN)/python:
@@ -86,3 +87,21 @@ base-image:
 
 clean:
 	rm -rf $(VENV) imgpipe-out .pytest_cache .mypy_cache .ruff_cache
+
+# `imgpipe bench`'s optional peers: pyvips (the `bench` extra) and sharp (Node + libvips), the
+# latter into .bench-peers/ (ignored by git). The benchmark runs without them.
+SHARP_VERSION := 0.35.5
+bench-peers: $(VENV)/.dev
+	$(PIP) install -e '.[bench]'
+	@command -v npm >/dev/null 2>&1 || { echo "npm not found: the sharp peers will be skipped"; exit 0; }; \
+	  npm install --no-audit --no-fund --no-save --prefix .bench-peers 'sharp@$(SHARP_VERSION)'
+
+# Real photographs for `imgpipe bench`: Debian's KDE Plasma and UKUI wallpaper packages,
+# downloaded (not installed) and reduced to their distinct JPEGs of 3.5 MP or more. Their
+# licences (LGPL, CC BY-SA and others, see each package's copyright file) are kept beside them;
+# the photos are never committed.
+BENCH_CORPUS ?= build/bench-corpus
+bench-corpus: $(VENV)/.dev
+	@mkdir -p $(BENCH_CORPUS)/debs
+	cd $(BENCH_CORPUS)/debs && apt-get download plasma-workspace-wallpapers ukui-wallpapers
+	$(BIN)/python -m loadtest.bench_corpus $(BENCH_CORPUS)/debs $(BENCH_CORPUS)

@@ -18,6 +18,7 @@ from core.errors import Rejected, Skipped, Transient
 from core.events import SourceObject, iso_ms
 from core.imaging import ImageRejected
 from core.imaging.engine import RenderResult, render
+from core.imaging.parallel import shared_encoder
 from core.ports import Catalog, Deadline, Storage
 from core.settings import Settings
 from core.tenancy import owner_of_key
@@ -104,7 +105,8 @@ def process_source(
         fetch_started = time.perf_counter()
         data = storage.get(source.bucket, source.key, source.etag, settings.max_bytes, deadline)
         fetch_ms = _ms_since(fetch_started)
-        result = render(data, settings.renditions, settings.limits, deadline.check)
+        encoder = shared_encoder(settings.encode_threads)
+        result = render(data, settings.renditions, settings.limits, deadline.check, encoder)
     except Skipped as skip:
         return Outcome(source, SKIPPED, skip.reason)
     except ImageRejected as rejection:  # the engine's, and Rejected from storage
@@ -135,7 +137,7 @@ def process_source(
         timings=timings,
         profile=settings.profile,
     )
-    bytes_out = sum(r.bytes for r in renditions)
+    bytes_out = sum({r.key: r.bytes for r in renditions}.values())  # what was written
     outcome = Outcome(source, Status.PROCESSED, None, processed, bytes_out)
     return _write(catalog, storage, settings, outcome, deadline)
 
@@ -256,6 +258,9 @@ def _store(
     }
     renditions = []
     version = source_version(source.etag, settings.profile)
+    # Identical outputs (a small source that several sizes keep as it is) are stored once:
+    # the later renditions point at the first one's key.
+    stored: dict[bytes, str] = {}
     for rendition in result.renditions:
         key = output_key(
             rendition.name,
@@ -265,10 +270,13 @@ def _store(
             raw_bucket=settings.raw_bucket,
             version=version,
         )
-        deadline.check(f"store {rendition.name}")
-        storage.put(
-            settings.output_bucket, key, rendition.data, rendition.content_type, metadata, deadline
-        )
+        if rendition.data not in stored:
+            deadline.check(f"store {rendition.name}")
+            storage.put(
+                settings.output_bucket, key, rendition.data, rendition.content_type, metadata,
+                deadline,
+            )  # fmt: skip
+        key = stored.setdefault(rendition.data, key)
         renditions.append(
             Rendition(
                 name=rendition.name,

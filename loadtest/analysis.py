@@ -333,7 +333,7 @@ def _cost(
     message = backfill_message(data.target.raw_bucket, key, 1, "0" * 32, datetime.now(UTC))
     inputs = CostInputs(
         compute_ms_per_image=statistics.fmean(compute),
-        renditions_per_image=statistics.fmean(r.renditions for r in processed),
+        puts_per_image=statistics.fmean(r.puts for r in processed),
         item_bytes=statistics.fmean(r.item_bytes for r in processed),
         message_bytes=len(message) + 400,  # + the SQS envelope and attributes, roughly
         batch_size=float(config.batch_size or data.target.batch_size),

@@ -1,4 +1,4 @@
-"""`imgpipe bench`: the engine against a naive Pillow baseline (and pyvips), side by side.
+"""`imgpipe bench`: the engine against naive Pillow and the libvips peers, side by side.
 
 Each (image, strategy) pair runs in a fresh worker process so that its peak RSS is its own.
 Strategies are interleaved per image, so machine noise hits them alike.
@@ -12,7 +12,7 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,10 +21,19 @@ from PIL import Image, ImageOps
 
 from core.imaging import PRESETS, Limits, RenditionSpec
 from core.imaging.color import to_srgb8
-from core.imaging.encode import WEBP_METHOD
 from core.imaging.engine import render
+from core.imaging.parallel import shared_encoder
 from core.imaging.resize import geometry
 from core.imaging.sniff import sniff_format
+from loadtest.bench_peers import (
+    SHARP_MODES,
+    Measured,
+    pyvips_available,
+    pyvips_cascade,
+    pyvips_per_rendition,
+    run_sharp,
+    sharp_available,
+)
 
 SPECS = PRESETS["default"]
 LARGE_MP = 8.0
@@ -32,6 +41,12 @@ LARGE_MP = 8.0
 
 def _engine(data: bytes, specs: Sequence[RenditionSpec]) -> list[bytes]:
     return [r.data for r in render(data, specs, Limits(max_bytes=1 << 31)).renditions]
+
+
+def _engine_parallel(data: bytes, specs: Sequence[RenditionSpec]) -> list[bytes]:
+    """The engine as the pipeline runs it on 2 cores: encodes on a shared 2-thread executor."""
+    limits = Limits(max_bytes=1 << 31)
+    return [r.data for r in render(data, specs, limits, encoder=shared_encoder(2)).renditions]
 
 
 def _naive(data: bytes, specs: Sequence[RenditionSpec]) -> list[bytes]:
@@ -50,39 +65,23 @@ def _naive(data: bytes, specs: Sequence[RenditionSpec]) -> list[bytes]:
     return outputs
 
 
-def _pyvips(data: bytes, specs: Sequence[RenditionSpec]) -> list[bytes]:
-    # Deferred, as are the other optional peers below: each (image, strategy) pair runs in a
-    # fresh process, and pyvips (35 ms) or numpy with scikit-image (100 ms) would be paid per pair.
-    import pyvips
-
-    outputs = []
-    for spec in specs:
-        crop = "centre" if spec.fit == "cover" else "none"
-        size = "both" if spec.fit == "cover" else "down"
-        thumb = pyvips.Image.thumbnail_buffer(
-            data, spec.width, height=spec.height, size=size, crop=crop
-        )
-        outputs.append(
-            thumb.webpsave_buffer(Q=spec.effective_quality, effort=WEBP_METHOD, keep="none")
-        )
-    return outputs
-
-
 STRATEGIES: dict[str, Callable[[bytes, Sequence[RenditionSpec]], list[bytes]]] = {
     "imgpipe": _engine,
+    "imgpipe-2-threads": _engine_parallel,
     "naive": _naive,
-    "pyvips": _pyvips,
+    "pyvips-per-rendition": pyvips_per_rendition,
+    "pyvips-cascade": pyvips_cascade,
 }
+# The strong peers, the ones the engine's goal is set against (the faster of the two).
+CASCADES = ("pyvips-cascade", "sharp-cascade")
 
 
 def available_strategies() -> list[str]:
-    names = ["imgpipe", "naive"]
-    try:
-        import pyvips  # noqa: F401  # deferred (see _pyvips): 35 ms
-
-        names.append("pyvips")
-    except (ImportError, OSError):
-        pass
+    names = ["imgpipe", "imgpipe-2-threads", "naive"]
+    if pyvips_available():
+        names += ["pyvips-per-rendition", "pyvips-cascade"]
+    if sharp_available():
+        names += list(SHARP_MODES)
     return names
 
 
@@ -92,27 +91,35 @@ def _peak_rss_kb() -> int:
 
 def worker(strategy: str, path: str, repeat: int) -> dict[str, Any]:
     """Run one strategy on one file in this (fresh) process and measure it."""
-    data = Path(path).read_bytes()
+    measured = _measure(strategy, Path(path), repeat)
+    return {
+        "ms": measured.ms,
+        "cpu_ms": measured.cpu_ms,
+        "bytes": [len(o) for o in measured.outputs],
+        "rss_mb": measured.rss_mb,
+        "ssim": _ssim_against_reference(Path(path).read_bytes(), measured.outputs),
+    }
+
+
+def _measure(strategy: str, path: Path, repeat: int) -> Measured:
+    if strategy in SHARP_MODES:
+        return run_sharp(strategy, path, SPECS, repeat)
+    data = path.read_bytes()
     run = STRATEGIES[strategy]
     baseline_kb = _peak_rss_kb()
-    times, outputs = [], []
+    times, cpu, outputs = [], [], []
     for _ in range(repeat):
-        started = time.perf_counter()
+        started, cpu_started = time.perf_counter(), time.process_time()
         outputs = run(data, SPECS)
+        cpu.append((time.process_time() - cpu_started) * 1000)
         times.append((time.perf_counter() - started) * 1000)
-    peak_kb = _peak_rss_kb()
-    return {
-        "ms": times,
-        "bytes": [len(o) for o in outputs],
-        "rss_mb": (peak_kb - baseline_kb) / 1024,
-        "ssim": _ssim_against_reference(data, outputs),
-    }
+    return Measured(times, cpu, (_peak_rss_kb() - baseline_kb) / 1024, outputs)
 
 
 def _ssim_against_reference(data: bytes, outputs: list[bytes]) -> list[float] | None:
     """SSIM (luma) of each output against a full-quality reference, when scikit-image exists."""
     try:
-        # deferred (see _pyvips): 100 ms
+        # deferred (see bench_peers.pyvips_per_rendition): 100 ms
         import numpy as np
         from skimage.metrics import structural_similarity
     except ImportError:
@@ -143,6 +150,7 @@ class Sample:
     rss_mb: float
     ssim: float | None
     progressive_jpeg: bool = False
+    cpu_ms: float | None = None
 
 
 def corpus_files(folder: Path) -> list[Path]:
@@ -187,6 +195,7 @@ def run_bench(files: Sequence[Path], strategies: Sequence[str], repeat: int) -> 
                 round(result["rss_mb"], 1),
                 None if ssim is None else round(ssim, 4),
                 progressive,
+                round(statistics.median(result["cpu_ms"]), 1),
             )
 
 
@@ -212,9 +221,11 @@ def summarise(samples: Sequence[Sample], strategies: Sequence[str]) -> dict[str,
             mine = [s for s in members if s.strategy == strategy]
             ssims = [s.ssim for s in mine if s.ssim is not None]
             median_ms = statistics.median(s.median_ms for s in mine)
+            cpus = [s.cpu_ms for s in mine if s.cpu_ms is not None]
             per[strategy] = {
                 "images": len(mine),
                 "median_ms": round(median_ms, 1),
+                "median_cpu_ms": round(statistics.median(cpus), 1) if cpus else None,
                 "images_per_s": round(1000 * len(mine) / sum(s.median_ms for s in mine), 2),
                 "median_rss_mb": round(statistics.median(s.rss_mb for s in mine), 1),
                 "max_rss_mb": round(max(s.rss_mb for s in mine), 1),
@@ -226,7 +237,8 @@ def summarise(samples: Sequence[Sample], strategies: Sequence[str]) -> dict[str,
 
 
 def _ratios(members: Sequence[Sample], per: dict[str, Any]) -> dict[str, float]:
-    """Speed-up is the median of per-image time ratios (paired, so noise cancels)."""
+    """Speed-up is the median of per-image time ratios (paired, so noise cancels); ``cpu_vs``
+    is imgpipe's CPU time over the peer's, also the median of per-image ratios."""
     by_file: dict[str, dict[str, Sample]] = {}
     for s in members:
         by_file.setdefault(s.file, {})[s.strategy] = s
@@ -236,10 +248,28 @@ def _ratios(members: Sequence[Sample], per: dict[str, Any]) -> dict[str, float]:
         paired = [f[other].median_ms / f["imgpipe"].median_ms for f in by_file.values()]
         rss = [f["imgpipe"].rss_mb / max(f[other].rss_mb, 0.1) for f in by_file.values()]
         ratios[f"speedup_vs_{other}"] = round(statistics.median(paired), 2)
+        cpu = _cpu_ratios(by_file.values(), [other])
+        if cpu:
+            ratios[f"cpu_vs_{other}"] = round(statistics.median(cpu), 3)
         ratios[f"bytes_vs_{other}"] = round(engine["output_bytes"] / per[other]["output_bytes"], 3)
         ratios[f"rss_vs_{other}"] = round(statistics.median(rss), 2)
         if engine["mean_ssim"] is not None and per[other]["mean_ssim"] is not None:
             ratios[f"ssim_minus_{other}"] = round(engine["mean_ssim"] - per[other]["mean_ssim"], 4)
+    cascades = [name for name in CASCADES if name in per]
+    faster = _cpu_ratios(by_file.values(), cascades) if cascades else []
+    if faster:
+        ratios["cpu_vs_faster_cascade"] = round(statistics.median(faster), 3)
+    return ratios
+
+
+def _cpu_ratios(files: Iterable[dict[str, Sample]], peers: Sequence[str]) -> list[float]:
+    """Per image: imgpipe's CPU ms over the least CPU ms among ``peers`` on that image."""
+    ratios = []
+    for f in files:
+        mine = f["imgpipe"].cpu_ms
+        theirs = [f[p].cpu_ms for p in peers if p in f and f[p].cpu_ms]
+        if mine is not None and theirs:
+            ratios.append(mine / min(c for c in theirs if c is not None))
     return ratios
 
 

@@ -53,7 +53,7 @@ class CostInputs:
     """What the run measured (per image) and how the function is configured."""
 
     compute_ms_per_image: float
-    renditions_per_image: float = 4.0
+    puts_per_image: float = 4.0  # distinct rendition keys: identical outputs share one
     item_bytes: float = 1024.0
     message_bytes: float = 1500.0
     memory_mb: int = 2048
@@ -143,7 +143,7 @@ def estimate(inputs: CostInputs, prices: Prices | None = None) -> CostEstimate:
         ),
         (
             "S3 PUT (renditions)",
-            inputs.renditions_per_image,
+            inputs.puts_per_image,
             "request",
             prices.s3_put_per_thousand / 1000,
         ),
@@ -176,7 +176,7 @@ def estimate(inputs: CostInputs, prices: Prices | None = None) -> CostEstimate:
             "DeleteMessageBatch per batch; one SendMessage per image; 64 KB chunks billed as requests"
         ),
         (
-            f"S3: one GET per image, {inputs.renditions_per_image:g} PUTs (renditions); "
+            f"S3: one GET per image, {inputs.puts_per_image:.2f} PUTs (distinct renditions); "
             "the client's upload is not counted"
         ),
         (

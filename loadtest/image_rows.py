@@ -51,6 +51,7 @@ class ImageRow:
     timings_ms: dict[str, float] = field(default_factory=dict)
     engine_ms: float | None = None  # decode + render + encode
     renditions: int = 0
+    puts: int = 0  # distinct rendition keys (identical outputs are stored once)
     rendition_bytes: int = 0
     item_bytes: int = 0
 
@@ -109,6 +110,7 @@ def _row(data: RunData, sent: Sent) -> ImageRow:
         timings_ms=timings,
         engine_ms=round(sum(timings.get(s, 0.0) for s in ENGINE_STAGES), 2) if timings else None,
         renditions=len(renditions),
+        puts=len({r.get("key") for r in renditions}),
         rendition_bytes=sum(int(r.get("bytes", 0)) for r in renditions),
         item_bytes=top_level_item_bytes(item),
     )

@@ -22,6 +22,7 @@ def engine_env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
         "IMGPIPE_MAX_BYTES",
         "IMGPIPE_MAX_PIXELS",
         "IMGPIPE_WORKERS",
+        "IMGPIPE_ENCODE_THREADS",
         "IMGPIPE_RAW_BUCKET",
         "IMGPIPE_OUTPUT_BUCKET",
         "IMGPIPE_TABLE",

@@ -38,6 +38,12 @@ def jpeg(width: int = 96, height: int = 64) -> bytes:
     return buffer.getvalue()
 
 
+def wide(width: int = 2000, height: int = 400) -> bytes:
+    """Wider than 1080p (within the 1 MP limit): every default rendition has its own size, so
+    none shares another's stored object."""
+    return jpeg(width, height)
+
+
 @dataclass
 class StoredObject:
     data: bytes

@@ -1,10 +1,12 @@
 """Rendition geometry and the decode-once, largest-first resize chain."""
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Executor
 from dataclasses import dataclass
 
 from PIL import Image
 
+from core.imaging.parallel import has_idle_thread
 from core.imaging.specs import RenditionSpec
 
 # Pillow first reduces by an integer factor with a box filter while the image stays at least
@@ -13,6 +15,15 @@ REDUCING_GAP = 2.0
 # A rendition is derived from an earlier, larger full-frame rendition only when that one is at
 # least this many times the target size, so the second LANCZOS pass stays visually lossless.
 MIN_DERIVE_RATIO = 1.4
+# With an executor that has a thread free, an output of at least this many pixels is resized
+# as two bands of rows, one on the executor; the bytes are the same. Below it the hand-off
+# costs more than it saves.
+MIN_SPLIT_PIXELS = 250_000
+# ...and only from a source of at most this many pixels: the horizontal bands are copies of
+# the source's rows (at most 32 MB here), and the two explicit passes reduce each axis apart,
+# so a larger source keeps Pillow's single call and the memory the README's table measured.
+# JPEGs are decoded near the output scale, so most qualify.
+MAX_SPLIT_SOURCE_PIXELS = 8_000_000
 
 
 @dataclass(frozen=True)
@@ -100,12 +111,16 @@ def plan(
 
 
 def render_each(
-    base: Image.Image, specs: Sequence[RenditionSpec], width: int, height: int
+    base: Image.Image,
+    specs: Sequence[RenditionSpec],
+    width: int,
+    height: int,
+    executor: Executor | None = None,
 ) -> Iterator[tuple[Step, Image.Image]]:
     """Yield every spec's step and image, largest first, from ``base`` (a decode of the ``width`` x
     ``height`` source). Each intermediate is released after its last use, so that peak memory
     stays near the decoded base plus one rendition; the caller should hold no other
-    reference to ``base``."""
+    reference to ``base``. With an ``executor``, large resizes run in two bands at once."""
     steps = plan(specs, width, height, base.size)
     last_use = {step.source: index for index, step in enumerate(steps)}
     pool: dict[int, Image.Image] = {-1: base}
@@ -115,7 +130,7 @@ def render_each(
         # sort is stable): the same image again, not another resize.
         if not index or steps[index - 1].pixels_key != step.pixels_key:
             source = pool[step.source]
-            image = _resize(source, step.geometry, width, height)
+            image = _resize(source, step.geometry, width, height, executor)
             del source
         if last_use.get(step.source) == index:
             del pool[step.source]
@@ -128,13 +143,60 @@ def _area(size: tuple[int, int]) -> int:
     return size[0] * size[1]
 
 
-def _resize(image: Image.Image, geo: Geometry, width: int, height: int) -> Image.Image:
+def _resize(
+    image: Image.Image, geo: Geometry, width: int, height: int, executor: Executor | None
+) -> Image.Image:
     """Resize ``image`` (the whole ``width`` x ``height`` frame, at any scale) to ``geo``."""
-    box = None
     if geo.region is not None:
         fx, fy = image.width / width, image.height / height
         left, top, right, bottom = geo.region
         box = (left * fx, top * fy, right * fx, bottom * fy)
     elif image.size == geo.size:
         return image
-    return image.resize(geo.size, Image.Resampling.LANCZOS, box=box, reducing_gap=REDUCING_GAP)
+    else:
+        box = (0.0, 0.0, float(image.width), float(image.height))
+    if _area(image.size) > MAX_SPLIT_SOURCE_PIXELS:
+        # One call, as Pillow's joint reduce() keeps a large source's intermediates small.
+        return _lanczos(image, geo.size, box)
+    if _area(geo.size) < MIN_SPLIT_PIXELS or not has_idle_thread(executor):
+        executor = None
+    # Two explicit passes, so that each can be cut into bands of rows: a horizontal pass
+    # treats every row alone, and a vertical one (in Pillow) reads past its box's edges. They
+    # run with or without bands, so that the bytes never depend on the pool.
+    out_w, out_h = geo.size
+
+    def horizontal(top: int, rows: int) -> Image.Image:
+        whole = (top, rows) == (0, image.height)
+        band = image if whole else image.crop((0, top, image.width, top + rows))
+        return _lanczos(band, (out_w, rows), (box[0], 0.0, box[2], float(rows)))
+
+    wide = _in_bands(image.height, executor, horizontal)
+    scale = (box[3] - box[1]) / out_h
+
+    def vertical(top: int, rows: int) -> Image.Image:
+        band_box = (0.0, box[1] + top * scale, float(out_w), box[1] + (top + rows) * scale)
+        return _lanczos(wide, (out_w, rows), band_box)
+
+    return _in_bands(out_h, executor, vertical)
+
+
+def _in_bands(
+    rows: int, executor: Executor | None, band: Callable[[int, int], Image.Image]
+) -> Image.Image:
+    """``band(top, rows)`` for all ``rows`` at once, or as two bands, the upper one on the
+    ``executor``, joined."""
+    if executor is None:
+        return band(0, rows)
+    mid = rows // 2
+    upper = executor.submit(band, 0, mid)
+    lower = band(mid, rows - mid)
+    joined = Image.new(lower.mode, (lower.width, rows))
+    joined.paste(upper.result(), (0, 0))
+    joined.paste(lower, (0, mid))
+    return joined
+
+
+def _lanczos(
+    image: Image.Image, size: tuple[int, int], box: tuple[float, float, float, float]
+) -> Image.Image:
+    return image.resize(size, Image.Resampling.LANCZOS, box=box, reducing_gap=REDUCING_GAP)

@@ -1,4 +1,5 @@
-"""`imgpipe bench CORPUS_DIR`: the engine against naive Pillow (and pyvips) in one run."""
+"""`imgpipe bench CORPUS_DIR`: the engine against naive Pillow and the libvips peers (pyvips
+and sharp, when installed: `make bench-peers`) in one run, one core per image."""
 
 import argparse
 import json
@@ -48,7 +49,7 @@ def run(args: argparse.Namespace) -> int:
 def _print(samples: list[Any], summary: dict[str, Any], strategies: list[str]) -> None:
     from rich.table import Table  # deferred (see run): about 40 ms
 
-    table = Table(title="per image (median ms, output bytes, peak RSS MB, SSIM)")
+    table = Table(title="per image (median ms, CPU ms, output KB, peak RSS MB, SSIM)")
     table.add_column("file")
     table.add_column("MP", justify="right")
     for strategy in strategies:
@@ -58,7 +59,7 @@ def _print(samples: list[Any], summary: dict[str, Any], strategies: list[str]) -
         by_file.setdefault(s.file, {"mp": s.megapixels})[s.strategy] = s
     for name, row in by_file.items():
         cells = [
-            f"{row[k].median_ms:.0f} ms  {row[k].bytes / 1024:.0f} KB  "
+            f"{row[k].median_ms:.0f} ms  {row[k].cpu_ms or 0:.0f} cpu  {row[k].bytes / 1024:.0f} KB  "
             f"{row[k].rss_mb:.0f} MB  {row[k].ssim if row[k].ssim is not None else '-'}"
             for k in strategies
         ]
@@ -66,12 +67,13 @@ def _print(samples: list[Any], summary: dict[str, Any], strategies: list[str]) -
     console.print(table)
     for group, block in summary.items():
         totals = Table(title=f"{group}: per strategy", title_justify="left")
-        for column in ("strategy", "median ms", "images/s", "median RSS MB", "max RSS MB",
-                       "output bytes", "mean SSIM"):  # fmt: skip
+        for column in ("strategy", "median ms", "CPU ms", "images/s", "median RSS MB",
+                       "max RSS MB", "output bytes", "mean SSIM"):  # fmt: skip
             totals.add_column(column, justify="left" if column == "strategy" else "right")
         for strategy, f in block["strategies"].items():
             ssim = "-" if f["mean_ssim"] is None else f"{f['mean_ssim']:.4f}"
-            totals.add_row(strategy, f"{f['median_ms']:.0f}", f"{f['images_per_s']:.2f}",
+            cpu = "-" if f["median_cpu_ms"] is None else f"{f['median_cpu_ms']:.0f}"
+            totals.add_row(strategy, f"{f['median_ms']:.0f}", cpu, f"{f['images_per_s']:.2f}",
                            f"{f['median_rss_mb']:.0f}", f"{f['max_rss_mb']:.0f}",
                            f"{f['output_bytes']:,}", ssim)  # fmt: skip
         console.print(totals)

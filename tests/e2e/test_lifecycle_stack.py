@@ -56,14 +56,18 @@ def test_upload_overwrite_delete(monkeypatch: pytest.MonkeyPatch) -> None:
         apply_client_env(monkeypatch, {**stack.client_env(), "AWS_SESSION_TOKEN": None})
         s3, bucket = boto3.client("s3"), stack.raw_bucket
 
-        first_etag = s3.put_object(Bucket=bucket, Key=KEY, Body=photo_like_bytes(640, 480, seed=1))
+        first_etag = s3.put_object(
+            Bucket=bucket, Key=KEY, Body=photo_like_bytes(2400, 1600, seed=1)
+        )
         first = item_when(stack, lambda i: i["status"] == "PROCESSED")
         assert first["etag"] == first_etag["ETag"].strip('"')
         first_keys = {r["key"] for r in first["renditions"]}
         assert len(first_keys) == 4 and stored(stack) == first_keys  # put before the write
         assert all(cdn_status(stack, key) == 200 for key in first_keys)
 
-        second_etag = s3.put_object(Bucket=bucket, Key=KEY, Body=photo_like_bytes(480, 640, seed=2))
+        second_etag = s3.put_object(
+            Bucket=bucket, Key=KEY, Body=photo_like_bytes(1600, 2400, seed=2)
+        )
         etag = second_etag["ETag"].strip('"')
         second = item_when(stack, lambda i: i["status"] == "PROCESSED" and i["etag"] == etag)
         second_keys = {r["key"] for r in second["renditions"]}

@@ -253,7 +253,7 @@ def test_throughput_series_bins_by_finish_time() -> None:
 def test_cost_model_matches_a_hand_computed_example() -> None:
     inputs = CostInputs(
         compute_ms_per_image=1000,
-        renditions_per_image=4,
+        puts_per_image=4,
         item_bytes=1500,
         message_bytes=1500,
         memory_mb=2048,
@@ -424,3 +424,23 @@ def test_bench_summary_splits_large_photos_by_jpeg_coding() -> None:
     assert summary[">=8MP"]["ratios"]["rss_vs_naive"] == 0.4  # the median of 0.2 and 0.6
     assert summary["all"]["ratios"]["speedup_vs_naive"] == 3.0
     assert summary[">=8MP progressive JPEG"]["strategies"]["imgpipe"]["images"] == 1
+
+
+def test_bench_cpu_ratio_is_against_the_faster_cascade_on_each_image() -> None:
+    """Per image, imgpipe's CPU over the least CPU of the libvips cascades; then the median."""
+    from loadtest.bench import Sample, summarise
+
+    def image(name: str, mine: float, pyvips: float, sharp: float) -> list[Sample]:
+        return [
+            Sample(name, 4.0, strategy, 100.0, 1000, 10.0, 0.97, False, cpu)
+            for strategy, cpu in (
+                ("imgpipe", mine), ("pyvips-cascade", pyvips), ("sharp-cascade", sharp),
+            )
+        ]  # fmt: skip
+
+    samples = [*image("a.jpg", 90, 100, 120), *image("b.jpg", 120, 150, 100)]
+    strategies = ["imgpipe", "pyvips-cascade", "sharp-cascade"]
+    ratios = summarise(samples, strategies)["all"]["ratios"]
+    assert ratios["cpu_vs_faster_cascade"] == 1.05  # the median of 0.9 and 1.2
+    assert ratios["cpu_vs_pyvips-cascade"] == 0.85  # the median of 0.9 and 0.8
+    assert ratios["cpu_vs_sharp-cascade"] == 0.975  # the median of 0.75 and 1.2

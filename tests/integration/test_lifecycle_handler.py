@@ -35,7 +35,7 @@ def record(stack: Stack, key: str) -> dict:
 def test_upload_overwrite_and_delete(stack: Stack) -> None:
     drain_test_event(stack)
     s3, key = boto3.client("s3"), "uploads/u1/life.jpg"
-    s3.put_object(Bucket=stack.raw_bucket, Key=key, Body=photo_like_bytes(640, 480, seed=1))
+    s3.put_object(Bucket=stack.raw_bucket, Key=key, Body=photo_like_bytes(2400, 1600, seed=1))
     handle_all(stack)
     first = record(stack, key)
     first_keys = {r["key"] for r in first["renditions"]}
@@ -44,7 +44,7 @@ def test_upload_overwrite_and_delete(stack: Stack) -> None:
     assert stored_keys(stack) == first_keys
 
     time.sleep(0.01)  # a later event time: moto sends no sequencer
-    s3.put_object(Bucket=stack.raw_bucket, Key=key, Body=photo_like_bytes(640, 480, seed=2))
+    s3.put_object(Bucket=stack.raw_bucket, Key=key, Body=photo_like_bytes(2400, 1600, seed=2))
     handle_all(stack)
     second = record(stack, key)
     second_keys = {r["key"] for r in second["renditions"]}

@@ -6,7 +6,7 @@ from dataclasses import replace
 from datetime import timedelta
 
 import pytest
-from pipeline_fakes import RAW, SETTINGS, T0, FakeCatalog, FakeStorage, World, jpeg
+from pipeline_fakes import RAW, SETTINGS, T0, FakeCatalog, FakeStorage, World, wide
 
 from core.catalog import ImageRecord, Rendition, Status
 from core.errors import Transient
@@ -37,10 +37,10 @@ def removal(source: SourceObject, later_s: int = 60) -> SourceObject:
 
 
 def test_an_overwrite_gets_new_keys_and_the_old_ones_are_deleted(world: World) -> None:
-    first = world.upload("photo.jpg", jpeg(), etag="aaaaaaaa11")
+    first = world.upload("photo.jpg", wide(), etag="aaaaaaaa11")
     assert world.run(first).status == Status.PROCESSED
     second = replace(
-        world.upload("photo.jpg", jpeg(80, 40), etag="bbbbbbbb22"),
+        world.upload("photo.jpg", wide(1900, 500), etag="bbbbbbbb22"),
         event_time=iso_ms(T0 + timedelta(seconds=5)),
     )
     outcome = world.run(second)
@@ -53,7 +53,7 @@ def test_an_overwrite_gets_new_keys_and_the_old_ones_are_deleted(world: World) -
 
 def test_a_key_the_new_item_still_uses_is_never_deleted(world: World) -> None:
     """Renditions may share one stored object: only keys the new item drops are deleted."""
-    source = world.upload("shared.jpg", jpeg(), etag="cccccccc33")
+    source = world.upload("shared.jpg", wide(), etag="cccccccc33")
     shared = min(keys_for("shared.jpg", "cccccccc33"))
     world.catalog.items[source.image_id] = ImageRecord(
         RAW, "shared.jpg", Status.PROCESSED, etag="older", event_order="0",
@@ -66,7 +66,7 @@ def test_a_key_the_new_item_still_uses_is_never_deleted(world: World) -> None:
 
 
 def test_a_removal_deletes_the_renditions_and_leaves_a_tombstone(world: World) -> None:
-    source = world.upload("gone.jpg", jpeg(), etag="dddddddd44")
+    source = world.upload("gone.jpg", wide(), etag="dddddddd44")
     assert world.run(source).status == Status.PROCESSED
     outcome = world.run(removal(source))
     assert outcome.status == Status.DELETED
@@ -81,7 +81,7 @@ def test_a_removal_deletes_the_renditions_and_leaves_a_tombstone(world: World) -
 
 
 def test_a_removal_before_its_creation_wins_and_the_creation_does_nothing(world: World) -> None:
-    source = world.upload("early.jpg", jpeg(), etag="eeeeeeee55")
+    source = world.upload("early.jpg", wide(), etag="eeeeeeee55")
     assert world.run(removal(source)).status == Status.DELETED
     late = world.run(source)
     assert (late.status, late.reason) == (SKIPPED, "stale")
@@ -91,7 +91,7 @@ def test_a_removal_before_its_creation_wins_and_the_creation_does_nothing(world:
 
 
 def test_the_same_version_created_again_after_its_removal_stays_deleted(world: World) -> None:
-    source = world.upload("again.jpg", jpeg(), etag="ffffffff66")
+    source = world.upload("again.jpg", wide(), etag="ffffffff66")
     world.run(source)
     world.run(removal(source))
     backfilled = replace(source, sequencer=None)  # a redelivered or backfilled creation
@@ -100,7 +100,7 @@ def test_the_same_version_created_again_after_its_removal_stays_deleted(world: W
 
 
 def test_an_upload_after_the_removal_is_processed(world: World) -> None:
-    source = world.upload("back.jpg", jpeg(), etag="1111111177")
+    source = world.upload("back.jpg", wide(), etag="1111111177")
     world.run(source)
     world.run(removal(source))
     reborn = replace(source, event_time=iso_ms(T0 + timedelta(minutes=5)))
@@ -110,7 +110,7 @@ def test_an_upload_after_the_removal_is_processed(world: World) -> None:
 
 def test_a_removal_older_than_the_recorded_upload_does_nothing(world: World) -> None:
     source = replace(
-        world.upload("kept.jpg", jpeg(), etag="2222222288"),
+        world.upload("kept.jpg", wide(), etag="2222222288"),
         event_time=iso_ms(T0 + timedelta(minutes=5)),
     )
     world.run(source)
@@ -124,7 +124,7 @@ def test_a_removal_older_than_the_recorded_upload_does_nothing(world: World) -> 
 def test_a_write_lost_to_a_newer_removal_deletes_its_own_outputs(world: World) -> None:
     """The removal lands while the creation renders: the creation's conditional write loses,
     and the renditions it had put are deleted, so nothing outlives the deleted source."""
-    source = world.upload("race.jpg", jpeg(), etag="3333333399")
+    source = world.upload("race.jpg", wide(), etag="3333333399")
     tombstone = ImageRecord(RAW, "race.jpg", Status.DELETED, event_order=removal(source).order)
     world.catalog.before_put = lambda: world.catalog.items.update(
         {source.image_id: tombstone.to_item()}
@@ -136,7 +136,7 @@ def test_a_write_lost_to_a_newer_removal_deletes_its_own_outputs(world: World) -
 
 
 def test_a_failed_cleanup_keeps_the_outcome_and_lists_the_leftovers(world: World) -> None:
-    source = world.upload("stuck.jpg", jpeg(), etag="4444444400")
+    source = world.upload("stuck.jpg", wide(), etag="4444444400")
     world.run(source)
     world.storage.delete_failure = Transient("DeleteObject: SlowDown")
     outcome = world.run(removal(source))
@@ -149,7 +149,7 @@ def test_a_failed_cleanup_keeps_the_outcome_and_lists_the_leftovers(world: World
 def test_a_new_profile_renders_the_same_version_again_and_drops_the_old_keys(
     world: World,
 ) -> None:
-    source = world.upload("preset.jpg", jpeg(), etag="5555555511")
+    source = world.upload("preset.jpg", wide(), etag="5555555511")
     assert world.run(source).record is not None
     assert world.run(source).reason == "duplicate"  # same version, same profile
     thumbs = replace(SETTINGS, renditions=parse_renditions("thumbs"))
@@ -169,7 +169,7 @@ def test_reprocessing_the_recorded_version_keeps_its_newer_order(world: World) -
     """A backfill message's order is the object's LastModified, usually a little before S3's
     event time: it may render the recorded version again, and the record keeps the newer
     order, so an older version's event still loses."""
-    source = replace(world.upload("re.jpg", jpeg(), etag="6666666622"), sequencer="00FF")
+    source = replace(world.upload("re.jpg", wide(), etag="6666666622"), sequencer="00FF")
     world.run(source)
     recorded = world.record(source)
     assert recorded is not None

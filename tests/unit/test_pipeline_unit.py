@@ -18,6 +18,7 @@ from pipeline_fakes import (
     StoredObject,
     World,
     jpeg,
+    wide,
 )
 
 from core.catalog import ImageRecord, Stage, Status
@@ -44,7 +45,8 @@ def world() -> World:
 
 
 def test_processed_renders_stores_and_records(world: World) -> None:
-    source = world.upload("uploads/u1/cat photo.jpg", jpeg(), etag="abc")
+    """A source larger than every rendition: four distinct outputs, four keys."""
+    source = world.upload("uploads/u1/cat photo.jpg", wide(), etag="abc")
     outcome = world.run(source, attempts=2)
 
     assert (outcome.status, outcome.reason) == (Status.PROCESSED, None)
@@ -53,9 +55,9 @@ def test_processed_renders_stores_and_records(world: World) -> None:
     record = world.record(source)
     assert record is not None and record == outcome.record
     assert (record.status, record.reason, record.etag, record.size) == (
-        Status.PROCESSED, None, "abc", len(jpeg()),
+        Status.PROCESSED, None, "abc", len(wide()),
     )  # fmt: skip
-    assert (record.format, record.width, record.height) == ("jpeg", 96, 64)
+    assert (record.format, record.width, record.height) == ("jpeg", 2000, 400)
     assert record.placeholder and len(base64.b64decode(record.placeholder)) <= 25
     assert record.color and re.fullmatch(r"#[0-9a-f]{6}", record.color)
     assert (record.attempts, record.event_order) == (2, source.order)
@@ -86,8 +88,30 @@ def test_processed_renders_stores_and_records(world: World) -> None:
     assert outcome.bytes_out == sum(r.bytes for r in record.renditions)
 
 
+def test_identical_renditions_are_stored_once_and_share_its_key(world: World) -> None:
+    """96 x 64 is smaller than mobile, 720p and 1080p: all three keep it as it is, so their
+    bytes are equal and one PUT serves them, under the first one's key."""
+    source = world.upload("uploads/u1/small.jpg", jpeg(96, 64), etag="abc")
+    outcome = world.run(source)
+    assert outcome.status == Status.PROCESSED and outcome.record is not None
+    keys = {r.name: r.key for r in outcome.record.renditions}
+    version = source_version("abc", SETTINGS.profile)
+    expected = {
+        name: output_key(name, source.key, "webp", bucket=RAW, raw_bucket=RAW, version=version)
+        for name in ("thumb", "mobile")
+    }
+    assert keys == {**expected, "720p": expected["mobile"], "1080p": expected["mobile"]}
+    assert set(world.storage.puts) == set(expected.values())
+    for rendition in outcome.record.renditions:
+        assert (rendition.width, rendition.height) == (
+            (200, 200) if rendition.name == "thumb" else (96, 64)
+        )
+        assert len(world.storage.puts[rendition.key][0]) == rendition.bytes
+    assert outcome.bytes_out == sum(len(data) for data, _, _ in world.storage.puts.values())
+
+
 def test_a_source_from_another_bucket_gets_its_own_output_keys(world: World) -> None:
-    source = world.upload("a.jpg", jpeg(), bucket="backfill-source")
+    source = world.upload("a.jpg", wide(), bucket="backfill-source")
     outcome = world.run(source)
     assert outcome.status == Status.PROCESSED and outcome.record is not None
     version = source_version(source.etag, SETTINGS.profile)
@@ -252,7 +276,7 @@ def test_the_output_bucket_is_never_processed(world: World) -> None:
 
 def test_every_call_through_the_ports_carries_the_records_deadline(world: World) -> None:
     deadline = Deadline(60)
-    world.run(world.upload("timed.jpg", jpeg()), deadline=deadline)
+    world.run(world.upload("timed.jpg", wide()), deadline=deadline)
     assert len(world.storage.deadlines) == 1 + 4  # the fetch, and a put per rendition
     assert len(world.catalog.deadlines) >= 2  # the duplicate lookup, and the record
     assert all(d is deadline for d in world.storage.deadlines + world.catalog.deadlines)
@@ -272,7 +296,7 @@ def test_a_record_running_short_while_storing_stops_before_the_next_put(world: W
     world.storage.call_s = 1
     deadline = Deadline(2.5, clock=lambda: world.storage.clock[0])  # the get, then two puts
     with pytest.raises(DeadlineExceeded, match="store 720p not started"):
-        world.run(world.upload("slow.jpg", jpeg()), deadline=deadline)
+        world.run(world.upload("slow.jpg", wide()), deadline=deadline)
     assert len(world.storage.puts) == 2 and world.catalog.items == {}
 
 

@@ -8,7 +8,7 @@ import pytest
 
 from core.imaging import PRESETS, RenditionSpec, SpecError, parse_renditions
 from core.imaging.specs import DEFAULT_QUALITY, MAX_DIMENSION
-from core.settings import Settings, SettingsError
+from core.settings import Settings, SettingsError, idle_cores
 
 
 def as_json(*specs: dict[str, Any]) -> str:
@@ -216,6 +216,7 @@ def test_settings_from_environment_values() -> None:
         "IMGPIPE_MAX_BYTES": " 1024 ",
         "IMGPIPE_MAX_PIXELS": "2000",
         "IMGPIPE_WORKERS": "3",
+        "IMGPIPE_ENCODE_THREADS": "1",
     }
     settings = Settings.from_env(env)
     assert (settings.raw_bucket, settings.output_bucket, settings.table) == ("raw", "out", "images")
@@ -223,6 +224,19 @@ def test_settings_from_environment_values() -> None:
     assert settings.renditions == PRESETS["thumbs"]
     assert (settings.max_bytes, settings.max_pixels, settings.workers) == (1024, 2000, 3)
     assert (settings.limits.max_bytes, settings.limits.max_pixels) == (1024, 2000)
+    assert settings.encode_threads == 1
+    cpus = os.cpu_count() or 1
+    assert Settings.from_env({"IMGPIPE_WORKERS": "1"}).encode_threads == cpus
+    assert Settings.from_env({"IMGPIPE_WORKERS": str(cpus)}).encode_threads == 1
+
+
+@pytest.mark.parametrize(
+    ("workers", "cpus", "threads"), [(1, 2, 2), (2, 2, 1), (3, 2, 1), (1, 4, 4), (2, 4, 3)]
+)
+def test_the_encode_pool_takes_the_cores_the_records_leave_idle(
+    workers: int, cpus: int, threads: int
+) -> None:
+    assert idle_cores(workers, cpus) == threads
 
 
 def test_settings_read_os_environ_by_default(engine_env: pytest.MonkeyPatch) -> None:
@@ -233,7 +247,10 @@ def test_settings_read_os_environ_by_default(engine_env: pytest.MonkeyPatch) -> 
     assert settings.renditions == (RenditionSpec("a", 100, 80),)
 
 
-@pytest.mark.parametrize("name", ["IMGPIPE_MAX_BYTES", "IMGPIPE_MAX_PIXELS", "IMGPIPE_WORKERS"])
+@pytest.mark.parametrize(
+    "name",
+    ["IMGPIPE_MAX_BYTES", "IMGPIPE_MAX_PIXELS", "IMGPIPE_WORKERS", "IMGPIPE_ENCODE_THREADS"],
+)
 @pytest.mark.parametrize("value", ["abc", "1.5", "0", "-3", "10MB"])
 def test_settings_bad_integers_name_the_variable(name: str, value: str) -> None:
     with pytest.raises(SettingsError, match=f"^{name}:"):
