@@ -109,7 +109,9 @@ def test_a_worker_killed_mid_batch_loses_nothing(monkeypatch: pytest.MonkeyPatch
         s3 = boto3.client("s3")
         info = stack.info
         tracker = Tracker(info["raw_bucket"], info["table"], info["dlq_url"])
-        images = {f"kill/{i}.jpg": photo_like_bytes(1600, 1200, seed=i) for i in range(16)}
+        # 7.7 MP each: the victim is still rendering when it is killed (at 1.9 MP a fast worker
+        # could finish its batch first, and the redelivered messages were then duplicates).
+        images = {f"kill/{i}.jpg": photo_like_bytes(3200, 2400, seed=i) for i in range(16)}
         for key, data in images.items():
             s3.put_object(Bucket=info["raw_bucket"], Key=key, Body=data)
             tracker.sent(key)
