@@ -9,6 +9,7 @@ and an EventBridge event from S3, which stands for one notification record.
 """
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final
@@ -47,6 +48,18 @@ class SourceObject:
     sequencer: str | None = None
     removed: bool = False  # an ObjectRemoved record: the source is gone (size and ETag unknown)
     force: bool = False  # a backfill --reprocess all record: render even a duplicate
+
+    @classmethod
+    def from_head(cls, bucket: str, key: str, head: Mapping[str, Any]) -> "SourceObject":
+        """The object as its creation event would describe it, from its HeadObject answer."""
+        return cls(
+            bucket=bucket,
+            key=key,
+            size=int(head["ContentLength"]),
+            etag=str(head["ETag"]).strip('"'),
+            event_time=iso_ms(head["LastModified"]),
+            version_id=head.get("VersionId"),
+        )
 
     @property
     def image_id(self) -> str:

@@ -10,10 +10,10 @@ record is unknown.
 from typing import Any, Final
 
 from core.aws import S3Storage
-from core.events import iso_ms
+from core.events import SourceObject
+from core.tenancy import UPLOAD_PREFIX
 
 PENDING: Final = "PENDING"
-UPLOAD_PREFIX: Final = "uploads/"
 
 
 def pending_item(storage: S3Storage, raw_bucket: str, image_id: str) -> dict[str, Any] | None:
@@ -25,12 +25,13 @@ def pending_item(storage: S3Storage, raw_bucket: str, image_id: str) -> dict[str
     head = storage.head(bucket, key)
     if head is None:
         return None
+    source = SourceObject.from_head(bucket, key, head)
     return {
         "image_id": image_id,
         "bucket": bucket,
         "key": key,
         "status": PENDING,
-        "etag": str(head["ETag"]).strip('"'),
-        "size": int(head["ContentLength"]),
-        "uploaded_at": iso_ms(head["LastModified"]),
+        "etag": source.etag,
+        "size": source.size,
+        "uploaded_at": source.event_time,
     }

@@ -15,7 +15,7 @@ from aws_lambda_powertools.event_handler.exceptions import (
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from core.errors import Rejected
-from core.events import SourceObject, iso_ms
+from core.events import SourceObject
 from core.pipeline import process_source
 from core.tenancy import ADMIN_GROUP
 from handlers.http import json_body, new_app, with_urls
@@ -65,14 +65,7 @@ def _head_source(rt: Runtime, bucket: str, key: str) -> SourceObject:
         raise _unreadable(bucket, key) from rejection
     if head is None:
         raise NotFoundError(f"no object s3://{bucket}/{key}")
-    return SourceObject(
-        bucket=bucket,
-        key=key,
-        size=int(head["ContentLength"]),
-        etag=str(head["ETag"]).strip('"'),
-        event_time=iso_ms(head["LastModified"]),
-        version_id=head.get("VersionId"),
-    )
+    return SourceObject.from_head(bucket, key, head)
 
 
 def _unreadable(bucket: str, key: str) -> ForbiddenError:
