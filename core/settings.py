@@ -3,6 +3,7 @@
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import cached_property
 
 from core.imaging.limits import Limits
 from core.imaging.profile import rendering_profile
@@ -87,9 +88,10 @@ class Settings:
     # renditions are encoded on them while its next rendition is resized. 1 encodes inline.
     encode_threads: int = 1
 
-    @property
+    @cached_property
     def profile(self) -> str:
-        """The rendering profile of these renditions (``core.imaging.profile``)."""
+        """The rendering profile of these renditions (``core.imaging.profile``), hashed once
+        per settings rather than up to three times per record."""
         return rendering_profile(self.renditions)
 
     @property
