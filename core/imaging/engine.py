@@ -84,9 +84,10 @@ def render(
             if step_image is None:
                 break
             step, image = step_image
-            if id(image) in submitted:  # the same pixels in another format: Image.save sets
-                image = image.copy()  # encoderinfo on the image, so concurrent saves get a copy
-            submitted.add(id(image))
+            if encoder is not None:  # the same pixels in another format: Image.save sets
+                if id(image) in submitted:  # encoderinfo on the image, so concurrent saves
+                    image = image.copy()  # get a copy each (inline saves run one by one)
+                submitted.add(id(image))
             last = len(keys) + 1 == len(specs)
             # (name, format) is unique: the responsive preset has each name in three formats.
             keys[step.spec.name, step.spec.format] = _submit(jobs, image, step, source.format, last)
