@@ -109,12 +109,17 @@ def test_a_worker_killed_mid_batch_loses_nothing(monkeypatch: pytest.MonkeyPatch
         s3 = boto3.client("s3")
         info = stack.info
         tracker = Tracker(info["raw_bucket"], info["table"], info["dlq_url"])
-        # 7.7 MP each: the victim is still rendering when it is killed (at 1.9 MP a fast worker
-        # could finish its batch first, and the redelivered messages were then duplicates).
         images = {f"kill/{i}.jpg": photo_like_bytes(3200, 2400, seed=i) for i in range(16)}
-        for key, data in images.items():
+        first, *rest = images.items()
+
+        def send(key: str, data: bytes) -> None:
             s3.put_object(Bucket=info["raw_bucket"], Key=key, Body=data)
             tracker.sent(key)
+
+        # The victim is killed on the first image (7.7 MP, a second or so of rendering), before
+        # the others are sent: killed any later, it could have finished its batch already, and
+        # its redelivered messages would be mere duplicates.
+        send(*first)
         victim = None
         deadline = time.monotonic() + 30
         while victim is None and time.monotonic() < deadline:
@@ -123,6 +128,8 @@ def test_a_worker_killed_mid_batch_loses_nothing(monkeypatch: pytest.MonkeyPatch
             time.sleep(0.05)
         assert victim is not None, "no worker picked up a batch"
         os.kill(victim, signal.SIGKILL)
+        for key, data in rest:
+            send(key, data)
 
         wait_for(tracker, 90)
         assert tracker.pending == {}, f"lost: {sorted(tracker.pending)}"
