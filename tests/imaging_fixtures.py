@@ -36,6 +36,17 @@ XMP_PACKET = (
 SECRET_MAKE = "SecretCam"
 
 
+def photo_like(width: int, height: int, fmt: str = "JPEG") -> bytes:
+    """An image with detail at every scale (a fractal), so every rendition's bytes differ; as
+    PNG it has an alpha channel too."""
+    image = Image.effect_mandelbrot((width, height), (-2.0, -1.2, 1.0, 1.2), 64).convert("RGB")
+    if fmt == "PNG":
+        image.putalpha(image.getchannel("G"))
+    buffer = io.BytesIO()
+    image.save(buffer, fmt, quality=90)
+    return buffer.getvalue()
+
+
 def to_bytes(image: Image.Image, fmt: str, **options: Any) -> bytes:
     """Encode ``image`` in memory."""
     buffer = io.BytesIO()

@@ -7,7 +7,12 @@ from dataclasses import dataclass
 from PIL import Image
 
 from core.imaging.parallel import has_idle_thread
+from core.imaging.resample import BANDS, VipsPixels
 from core.imaging.specs import RenditionSpec
+
+# What the resize chain holds: grey and RGB pixels in libvips (its SIMD Lanczos), the other
+# modes (alpha, which Pillow resizes premultiplied) as Pillow images.
+Pixels = Image.Image | VipsPixels
 
 # Pillow first reduces by an integer factor with a box filter while the image stays at least
 # this many times the target, then finishes with LANCZOS: close to a full LANCZOS, much faster.
@@ -19,10 +24,10 @@ MIN_DERIVE_RATIO = 1.4
 # as two bands of rows, one on the executor; the bytes are the same. Below it the hand-off
 # costs more than it saves.
 MIN_SPLIT_PIXELS = 250_000
-# ...and only from a source of at most this many pixels: the horizontal bands are copies of
-# the source's rows (at most 32 MB here), and the two explicit passes reduce each axis apart,
-# so a larger source keeps Pillow's single call and the memory the README's table measured.
-# JPEGs are decoded near the output scale, so most qualify.
+# ...and, for Pillow's modes, only from a source of at most this many pixels: its horizontal
+# bands are copies of the source's rows (at most 32 MB here), and the two explicit passes reduce
+# each axis apart, so a larger source keeps Pillow's single call and the memory the README's
+# table measured. libvips' bands read the source in place, so they have no such limit.
 MAX_SPLIT_SOURCE_PIXELS = 8_000_000
 
 
@@ -120,22 +125,23 @@ def render_each(
     """Yield every spec's step and image, largest first, from ``base`` (a decode of the ``width`` x
     ``height`` source). Each intermediate is released after its last use, so that peak memory
     stays near the decoded base plus one rendition; the caller should hold no other
-    reference to ``base``. With an ``executor``, large resizes run in two bands at once."""
+    reference to ``base``. With an ``executor``, large Pillow resizes run in two bands at once."""
     steps = plan(specs, width, height, base.size)
     last_use = {step.source: index for index, step in enumerate(steps)}
-    pool: dict[int, Image.Image] = {-1: base}
+    pool: dict[int, Pixels] = {-1: VipsPixels.from_pillow(base) if base.mode in BANDS else base}
     del base
     for index, step in enumerate(steps):
         # Equal pixels as the step before (one size in several formats, adjacent since the
         # sort is stable): the same image again, not another resize.
         if not index or steps[index - 1].pixels_key != step.pixels_key:
             source = pool[step.source]
-            image = _resize(source, step.geometry, width, height, executor)
+            pixels = _resize(source, step.geometry, width, height, executor)
+            image = pixels.to_pillow() if isinstance(pixels, VipsPixels) else pixels
             del source
         if last_use.get(step.source) == index:
             del pool[step.source]
         if index in last_use:
-            pool[index] = image
+            pool[index] = pixels
         yield step, image
 
 
@@ -144,8 +150,8 @@ def _area(size: tuple[int, int]) -> int:
 
 
 def _resize(
-    image: Image.Image, geo: Geometry, width: int, height: int, executor: Executor | None
-) -> Image.Image:
+    image: Pixels, geo: Geometry, width: int, height: int, executor: Executor | None
+) -> Pixels:
     """Resize ``image`` (the whole ``width`` x ``height`` frame, at any scale) to ``geo``."""
     if geo.region is not None:
         fx, fy = image.width / width, image.height / height
@@ -155,11 +161,13 @@ def _resize(
         return image
     else:
         box = (0.0, 0.0, float(image.width), float(image.height))
+    if _area(geo.size) < MIN_SPLIT_PIXELS or not has_idle_thread(executor):
+        executor = None
+    if isinstance(image, VipsPixels):
+        return image.resized(geo.size, box, executor)
     if _area(image.size) > MAX_SPLIT_SOURCE_PIXELS:
         # One call, as Pillow's joint reduce() keeps a large source's intermediates small.
         return _lanczos(image, geo.size, box)
-    if _area(geo.size) < MIN_SPLIT_PIXELS or not has_idle_thread(executor):
-        executor = None
     # Two explicit passes, so that each can be cut into bands of rows: a horizontal pass
     # treats every row alone, and a vertical one (in Pillow) reads past its box's edges. They
     # run with or without bands, so that the bytes never depend on the pool.
