@@ -8,7 +8,14 @@ from dataclasses import dataclass
 from typing import Final
 
 import pillow_heif
-from PIL import Image
+from PIL import (
+    AvifImagePlugin,
+    GifImagePlugin,
+    Image,
+    JpegImagePlugin,
+    PngImagePlugin,
+    WebPImagePlugin,
+)
 from pillow_heif import HeifImageFile
 
 from core.imaging.clap import clean_aperture
@@ -21,6 +28,9 @@ from core.imaging.png import prepare_png, scale_grey_key
 from core.imaging.sniff import AVIF, HEIF, JPEG, PNG, sniff_format
 
 pillow_heif.register_heif_opener()
+# The readers of the allow-list, registered at import, so that Image.open never imports
+# Pillow's other plugins (Image.init): only these parsers are ever loaded.
+READERS: Final = (AvifImagePlugin, GifImagePlugin, JpegImagePlugin, PngImagePlugin, WebPImagePlugin)
 # Pillow warns between MAX_IMAGE_PIXELS and twice that; a warning must never let a bomb through.
 warnings.simplefilter("error", Image.DecompressionBombWarning)
 
