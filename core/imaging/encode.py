@@ -4,11 +4,7 @@ import io
 from dataclasses import dataclass
 from typing import Any, Final
 
-from PIL import AvifImagePlugin, Image, JpegImagePlugin, PngImagePlugin, WebPImagePlugin
-
-# The writers, registered at import: a save in a format Pillow has not registered yet makes it
-# import all of its ~40 plugins (Image.init), which cost a fresh process's first image 90 ms.
-WRITERS: Final = (AvifImagePlugin, JpegImagePlugin, PngImagePlugin, WebPImagePlugin)
+from PIL import Image
 
 from core.imaging.specs import RenditionSpec
 

@@ -1,5 +1,7 @@
 """Output formats, content types, alpha handling, metadata stripping and the watermark."""
 
+import subprocess
+import sys
 from typing import Any
 
 import pytest
@@ -238,3 +240,21 @@ def test_same_rendition_with_and_without_watermark_differ() -> None:
     a, b = render(data, specs, Limits()).renditions
     assert a.data != b.data
     assert (a.width, a.height) == (b.width, b.height) == (640, 480)
+
+
+def test_a_render_loads_only_the_plugins_of_the_allow_list() -> None:
+    """Pillow imports all of its ~40 plugins (Image.init) when asked for a format it has not
+    registered: decode.py and encode.py register theirs at import, so that never happens."""
+    code = (
+        "import io\n"
+        "from PIL import Image\n"
+        "from core.imaging import PRESETS, Limits\n"
+        "from core.imaging.engine import render\n"
+        "buffer = io.BytesIO()\n"
+        "Image.new('RGB', (64, 48), 'red').save(buffer, 'JPEG')\n"
+        "for preset in ('default', 'avif', 'jpeg'):\n"
+        "    render(buffer.getvalue(), PRESETS[preset], Limits())\n"
+        "print(Image._initialized)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "1"  # 2 once Image.init() has run
