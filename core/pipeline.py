@@ -9,6 +9,7 @@ a skipped record is acknowledged, and a transient failure propagates so the mess
 
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Final
@@ -17,7 +18,7 @@ from core.catalog import ImageRecord, Rendition, Status, Timings
 from core.errors import Rejected, Skipped, Transient
 from core.events import SourceObject, iso_ms
 from core.imaging import ImageRejected
-from core.imaging.engine import RenderResult, render
+from core.imaging.engine import EncodedRendition, RenderResult, render
 from core.imaging.parallel import shared_encoder
 from core.ports import Catalog, Deadline, Storage
 from core.settings import Settings
@@ -256,13 +257,9 @@ def _store(
         "source-key": source.key,
         "source-etag": source.etag,
     }
-    renditions = []
     version = source_version(source.etag, settings.profile)
-    # Identical outputs (a small source that several sizes keep as it is) are stored once:
-    # the later renditions point at the first one's key.
-    stored: dict[bytes, str] = {}
-    for rendition in result.renditions:
-        key = output_key(
+    keys = [
+        output_key(
             rendition.name,
             source.key,
             rendition.extension,
@@ -270,24 +267,38 @@ def _store(
             raw_bucket=settings.raw_bucket,
             version=version,
         )
-        if rendition.data not in stored:
-            deadline.check(f"store {rendition.name}")
-            storage.put(
-                settings.output_bucket, key, rendition.data, rendition.content_type, metadata,
-                deadline,
-            )  # fmt: skip
-        key = stored.setdefault(rendition.data, key)
-        renditions.append(
-            Rendition(
-                name=rendition.name,
-                key=key,
-                format=rendition.format,
-                width=rendition.width,
-                height=rendition.height,
-                bytes=len(rendition.data),
-            )
+        for rendition in result.renditions
+    ]
+    # Identical outputs (a small source that several sizes keep as it is) are stored once:
+    # the later renditions point at the first one's key.
+    stored: dict[bytes, tuple[str, EncodedRendition]] = {}
+    for rendition, key in zip(result.renditions, keys, strict=True):
+        stored.setdefault(rendition.data, (key, rendition))
+
+    def put(item: tuple[str, EncodedRendition]) -> None:
+        key, rendition = item
+        deadline.check(f"store {rendition.name}")  # none starts past the deadline
+        storage.put(
+            settings.output_bucket, key, rendition.data, rendition.content_type, metadata,
+            deadline,
+        )  # fmt: skip
+
+    # settings.parallel_puts at a time (each mostly waits on S3). Leaving the block waits for
+    # every PUT; the first failure, in rendition order, propagates.
+    with ThreadPoolExecutor(max(1, min(settings.parallel_puts, len(stored)))) as writers:
+        for _ in writers.map(put, stored.values()):
+            pass
+    return tuple(
+        Rendition(
+            name=rendition.name,
+            key=stored[rendition.data][0],
+            format=rendition.format,
+            width=rendition.width,
+            height=rendition.height,
+            bytes=len(rendition.data),
         )
-    return tuple(renditions)
+        for rendition in result.renditions
+    )
 
 
 def _write(

@@ -87,6 +87,9 @@ class Settings:
     # Threads of the process's shared encode executor (core.imaging.parallel): a record's
     # renditions are encoded on them while its next rendition is resized. 1 encodes inline.
     encode_threads: int = 1
+    # A record's distinct renditions are written this many at a time (each PUT mostly waits on
+    # S3); 1 writes them one after another.
+    parallel_puts: int = 4
 
     @cached_property
     def profile(self) -> str:
@@ -126,6 +129,7 @@ class Settings:
             deleted_retention_days=_positive_int(env, "IMGPIPE_DELETED_RETENTION_DAYS", 30),
             auth=AuthSettings.from_env(env),
             encode_threads=_positive_int(env, "IMGPIPE_ENCODE_THREADS", idle_cores(record_threads)),
+            parallel_puts=_positive_int(env, "IMGPIPE_PARALLEL_PUTS", 4),
         )
 
     def check_processing(self) -> None:

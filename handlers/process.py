@@ -57,10 +57,10 @@ class ThreadedBatchProcessor(BatchProcessor):
 @cache
 def runtime() -> Runtime:
     """Built once per container; refuses to start without the buckets and table, or when the
-    output bucket is the raw bucket. One pooled connection per worker thread."""
+    output bucket is the raw bucket. Pooled connections for every worker's parallel PUTs."""
     settings = Settings.from_env()
     settings.check_processing()
-    return connect(settings, pool_size=settings.workers)
+    return connect(settings, pool_size=settings.workers * settings.parallel_puts)
 
 
 @cache

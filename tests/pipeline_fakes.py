@@ -2,6 +2,8 @@
 ``World`` that runs ``process_source`` over them (shared by the pipeline's unit tests)."""
 
 import io
+import threading
+import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -64,6 +66,10 @@ class FakeStorage:
     deadlines: list[Deadline | None] = field(default_factory=list)  # what each call was given
     call_s: float = 0.0  # how far each call moves ``clock``, like a slow S3
     clock: list[float] = field(default_factory=lambda: [0.0])
+    put_wait_s: float = 0.0  # how long each put really takes, to see puts overlap
+    most_puts_at_once: int = 0
+    _puts_now: list[int] = field(default_factory=lambda: [0])
+    _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def get(
         self, bucket: str, key: str, etag: str, max_bytes: int, deadline: Deadline | None = None
@@ -98,6 +104,12 @@ class FakeStorage:
         if self.failure:
             raise self.failure
         assert bucket == OUTPUT
+        with self._lock:
+            self._puts_now[0] += 1
+            self.most_puts_at_once = max(self.most_puts_at_once, self._puts_now[0])
+        time.sleep(self.put_wait_s)
+        with self._lock:
+            self._puts_now[0] -= 1
         self.puts[key] = (data, content_type, dict(metadata))
 
     def delete(self, bucket: str, keys: Iterable[str], deadline: Deadline | None = None) -> None:

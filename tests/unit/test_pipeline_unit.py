@@ -293,11 +293,25 @@ def test_a_record_whose_fetch_ran_long_stops_before_decoding(world: World) -> No
 
 
 def test_a_record_running_short_while_storing_stops_before_the_next_put(world: World) -> None:
+    """One PUT at a time, so that the clock is known at each: no PUT starts past the deadline."""
     world.storage.call_s = 1
     deadline = Deadline(2.5, clock=lambda: world.storage.clock[0])  # the get, then two puts
     with pytest.raises(DeadlineExceeded, match="store 720p not started"):
-        world.run(world.upload("slow.jpg", wide()), deadline=deadline)
+        serial = replace(SETTINGS, parallel_puts=1)
+        world.run(world.upload("slow.jpg", wide()), serial, deadline=deadline)
     assert len(world.storage.puts) == 2 and world.catalog.items == {}
+
+
+@pytest.mark.parametrize("parallel_puts", [1, 2, 4])
+def test_a_records_renditions_are_written_parallel_puts_at_a_time(
+    world: World, parallel_puts: int
+) -> None:
+    world.storage.put_wait_s = 0.05
+    outcome = world.run(
+        world.upload("wide.jpg", wide()), replace(SETTINGS, parallel_puts=parallel_puts)
+    )
+    assert outcome.status == Status.PROCESSED and len(world.storage.puts) == 4
+    assert world.storage.most_puts_at_once == parallel_puts
 
 
 def test_a_rejected_image_is_not_recorded_past_the_deadline(world: World) -> None:
