@@ -125,7 +125,7 @@ def render_each(
     """Yield every spec's step and image, largest first, from ``base`` (a decode of the ``width`` x
     ``height`` source). Each intermediate is released after its last use, so that peak memory
     stays near the decoded base plus one rendition; the caller should hold no other
-    reference to ``base``. With an ``executor``, large Pillow resizes run in two bands at once."""
+    reference to ``base``. With an ``executor``, large resizes run in two bands at once."""
     steps = plan(specs, width, height, base.size)
     last_use = {step.source: index for index, step in enumerate(steps)}
     pool: dict[int, Pixels] = {-1: VipsPixels.from_pillow(base) if base.mode in BANDS else base}
