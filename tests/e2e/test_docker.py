@@ -343,6 +343,7 @@ def test_lock_installs_as_wheels_for_lambda(arch: str, tmp_path: Path) -> None:
         "pillow_heif",
         "pyvips",
         "_libvips.abi3.so",
+        "nanoarrow",
         "boto3",
         "aws_lambda_powertools",
     )

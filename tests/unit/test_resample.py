@@ -2,6 +2,10 @@
 agree with Pillow's Lanczos, and no libvips parser reachable by an upload's bytes."""
 
 import io
+import subprocess
+import sys
+import tracemalloc
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -59,6 +63,77 @@ def test_two_bands_give_the_same_pixels_as_one(size: tuple[int, int]) -> None:
     with ThreadPoolExecutor(1) as pool:
         banded = pixels.resized(size, box, pool).to_pillow()
     assert banded.tobytes() == whole.tobytes()
+
+
+@pytest.mark.parametrize("mode", ["RGB", "L"])
+def test_decoded_pixels_are_lent_to_libvips_not_copied(mode: str) -> None:
+    """A frame of more than Pillow's default 16 MB block (17 MB in RGB) crosses into libvips
+    without a pixel-sized allocation (a copy through ``tobytes`` allocates the whole frame)."""
+    image = _photo(2400, 1800, mode)
+    tracemalloc.start()
+    try:
+        pixels = VipsPixels.from_pillow(image)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 100_000
+    assert pixels.to_pillow() is image and image.readonly
+
+
+@pytest.fixture
+def small_blocks() -> Iterator[None]:
+    """Pillow's allocation of a frame in several blocks (as when one large block fails)."""
+    size = Image.core.get_block_size()
+    Image.core.set_block_size(1 << 16)
+    try:
+        yield
+    finally:
+        Image.core.set_block_size(size)
+
+
+@pytest.mark.parametrize("mode", ["RGB", "L"])
+def test_a_frame_in_several_blocks_is_copied_and_resizes_the_same(
+    mode: str, small_blocks: None
+) -> None:
+    image = _photo(600, 400, mode)
+    expected = VipsPixels.from_pillow(image.copy()).resized((300, 200), (0.0, 0.0, 600.0, 400.0))
+    Image.core.set_block_size(1 << 30)
+    lent = VipsPixels.from_pillow(image.copy()).resized((300, 200), (0.0, 0.0, 600.0, 400.0))
+    assert lent.to_pillow().tobytes() == expected.to_pillow().tobytes()
+
+
+# Saving a read-only image file (``readonly`` is set by from_pillow) replaces its core image
+# with a copy, and Pillow frees the old memory with the old core unless the export holds it. A
+# freed 24 MB frame is unmapped, so reading it is a segmentation fault: hence a subprocess.
+_OUTLIVE = """
+import gc, io
+from PIL import Image
+from core.imaging.resample import VipsPixels
+buffer = io.BytesIO()
+Image.new("RGB", (3000, 2000), (10, 120, 230)).save(buffer, "PNG", compress_level=1)
+image = Image.open(buffer)
+image.load()
+pixels = VipsPixels.from_pillow(image)
+image.save(io.BytesIO(), "PNG", compress_level=1)
+del image
+gc.collect()
+clutter = [bytearray(3000 * 2000 * 4) for _ in range(3)]
+out = pixels.resized((2400, 1600), (0.0, 0.0, 3000.0, 2000.0)).to_pillow()
+del pixels
+gc.collect()
+clutter = [bytearray(3000 * 2000 * 4) for _ in range(3)]
+print(sorted(set(out.getdata())))
+"""
+
+
+def test_lent_pixels_outlive_the_pillow_image() -> None:
+    """libvips holds the lent memory after Pillow's image (and its core) are gone, and a
+    result's Pillow image holds its memory after libvips' side is gone."""
+    run = subprocess.run(
+        [sys.executable, "-c", _OUTLIVE], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert run.stdout.strip() == "[(10, 120, 230)]"
 
 
 @pytest.mark.parametrize("mode", ["RGB", "L"])
