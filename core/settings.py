@@ -11,7 +11,7 @@ from core.imaging.specs import RenditionSpec, parse_renditions
 
 # What one record may add to the process's peak RSS, per decoded pixel, at worst. Measured at
 # the default limits (50 MP) on the worst accepted inputs (README, "Memory"): 16-bit grey PNG
-# 525 MB (11 B/px), 48 MP HEIC 471 MB, RGBA PNG with an ICC profile 418 MB, JPEG 31 MB.
+# 525 MB (11 B/px), 48 MP HEIC 334 MB, RGBA PNG with an ICC profile 417 MB, JPEG 18 MB.
 # Rounded up to 12 B/px for headroom.
 WORST_BYTES_PER_PIXEL = 12
 # The process before any record: 66 MB measured after init, rounded up for Lambda's runtime
