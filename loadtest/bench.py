@@ -89,9 +89,10 @@ def _peak_rss_kb() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 
 
-def worker(strategy: str, path: str, repeat: int) -> dict[str, Any]:
-    """Run one strategy on one file in this (fresh) process and measure it."""
-    measured = _measure(strategy, Path(path), repeat)
+def worker(strategy: str, path: str, repeat: int, warmup: int = 0) -> dict[str, Any]:
+    """Run one strategy on one file in this (fresh) process and measure it, after ``warmup``
+    untimed runs."""
+    measured = _measure(strategy, Path(path), repeat, warmup)
     return {
         "ms": measured.ms,
         "cpu_ms": measured.cpu_ms,
@@ -101,19 +102,20 @@ def worker(strategy: str, path: str, repeat: int) -> dict[str, Any]:
     }
 
 
-def _measure(strategy: str, path: Path, repeat: int) -> Measured:
+def _measure(strategy: str, path: Path, repeat: int, warmup: int = 0) -> Measured:
     if strategy in SHARP_MODES:
-        return run_sharp(strategy, path, SPECS, repeat)
+        return run_sharp(strategy, path, SPECS, warmup + repeat).without_first(warmup)
     data = path.read_bytes()
     run = STRATEGIES[strategy]
     baseline_kb = _peak_rss_kb()
     times, cpu, outputs = [], [], []
-    for _ in range(repeat):
+    for _ in range(warmup + repeat):
         started, cpu_started = time.perf_counter(), time.process_time()
         outputs = run(data, SPECS)
         cpu.append((time.process_time() - cpu_started) * 1000)
         times.append((time.perf_counter() - started) * 1000)
-    return Measured(times, cpu, (_peak_rss_kb() - baseline_kb) / 1024, outputs)
+    measured = Measured(times, cpu, (_peak_rss_kb() - baseline_kb) / 1024, outputs)
+    return measured.without_first(warmup)
 
 
 def _ssim_against_reference(data: bytes, outputs: list[bytes]) -> list[float] | None:
@@ -170,13 +172,17 @@ def _header(path: Path) -> tuple[float, bool]:
         return image.width * image.height / 1e6, progressive
 
 
-def run_bench(files: Sequence[Path], strategies: Sequence[str], repeat: int) -> Iterator[Sample]:
-    """Yield one sample per (file, strategy), strategies interleaved per file."""
+def run_bench(
+    files: Sequence[Path], strategies: Sequence[str], repeat: int, warmup: int = 0
+) -> Iterator[Sample]:
+    """Yield one sample per (file, strategy), strategies interleaved per file; each pair's
+    process first runs ``warmup`` untimed times, as a warm Lambda would have."""
     for path in files:
         megapixels, progressive = _header(path)
         for strategy in strategies:
             out = subprocess.run(
-                [sys.executable, "-m", "loadtest.bench", strategy, str(path), str(repeat)],
+                [sys.executable, "-m", "loadtest.bench", strategy, str(path), str(repeat)]
+                + [str(warmup)],
                 check=True,
                 capture_output=True,
                 text=True,
@@ -274,4 +280,4 @@ def _cpu_ratios(files: Iterable[dict[str, Sample]], peers: Sequence[str]) -> lis
 
 
 if __name__ == "__main__":
-    print(json.dumps(worker(sys.argv[1], sys.argv[2], int(sys.argv[3]))))
+    print(json.dumps(worker(sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]))))

@@ -115,6 +115,10 @@ class Measured:
     rss_mb: float
     outputs: list[bytes]
 
+    def without_first(self, runs: int) -> "Measured":
+        """The same measurement without its first ``runs`` (warm-up) runs."""
+        return Measured(self.ms[runs:], self.cpu_ms[runs:], self.rss_mb, self.outputs)
+
 
 def run_sharp(strategy: str, path: Path, specs: Sequence[RenditionSpec], repeat: int) -> Measured:
     """Run a sharp strategy in Node; it times itself, so Node's start-up is not counted."""

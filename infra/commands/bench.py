@@ -16,6 +16,13 @@ def register(subparsers: Any) -> None:
     )
     parser.add_argument("corpus", type=Path, metavar="CORPUS_DIR")
     parser.add_argument("--repeat", type=int, default=3, help="runs per image (median taken)")
+    parser.add_argument(
+        "--warmup",
+        type=int,
+        default=0,
+        help="untimed runs per image first, in the same process: a warm Lambda's steady state "
+        "rather than a fresh process's first image (default 0)",
+    )
     parser.add_argument("--json", action="store_true", help="print machine-readable JSON")
     parser.set_defaults(run=run)
 
@@ -35,7 +42,7 @@ def run(args: argparse.Namespace) -> int:
     samples = []
     with Progress(console=error_console, transient=True) as progress:
         task = progress.add_task("benchmarking", total=len(files) * len(strategies))
-        for sample in run_bench(files, strategies, max(1, args.repeat)):
+        for sample in run_bench(files, strategies, max(1, args.repeat), max(0, args.warmup)):
             samples.append(sample)
             progress.advance(task)
     summary = summarise(samples, strategies)

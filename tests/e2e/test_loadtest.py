@@ -396,6 +396,32 @@ def test_target_from_cloudformation_outputs(monkeypatch: pytest.MonkeyPatch) -> 
             target_from_stack("bare", "eu-west-1")
 
 
+def test_bench_warmup_runs_first_and_is_not_reported(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """--warmup N: each pair's process runs the strategy N more times first (a warm Lambda's
+    steady state), and only the runs after them are reported."""
+    from loadtest import bench
+    from loadtest.bench_peers import Measured
+
+    calls: list[int] = []
+
+    def counting(data: bytes, specs: object) -> list[bytes]:
+        calls.append(len(data))
+        return [bytes([len(calls)])]
+
+    monkeypatch.setitem(bench.STRATEGIES, "counting", counting)
+    image = tmp_path / "a.jpg"
+    image.write_bytes(photo_like_bytes(64, 48))
+    measured = bench._measure("counting", image, repeat=3, warmup=2)
+    assert len(calls) == 5
+    assert len(measured.ms) == len(measured.cpu_ms) == 3
+    assert measured.outputs == [bytes([5])]
+    # sharp times itself in Node: its first runs are dropped the same way.
+    sharp = Measured([9.0, 1.0, 2.0], [8.0, 3.0, 4.0], 5.0, [b"w"])
+    assert sharp.without_first(1) == Measured([1.0, 2.0], [3.0, 4.0], 5.0, [b"w"])
+
+
 def test_bench_summary_splits_large_photos_by_jpeg_coding() -> None:
     """The ratios are medians of per-image pairs, per group; progressive JPEGs get their own
     group because libjpeg's coefficient buffer bounds their peak RSS."""
