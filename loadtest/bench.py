@@ -180,9 +180,9 @@ def run_bench(
     for path in files:
         megapixels, progressive = _header(path)
         for strategy in strategies:
+            runs = [str(repeat), str(warmup)]
             out = subprocess.run(
-                [sys.executable, "-m", "loadtest.bench", strategy, str(path), str(repeat)]
-                + [str(warmup)],
+                [sys.executable, "-m", "loadtest.bench", strategy, str(path), *runs],
                 check=True,
                 capture_output=True,
                 text=True,

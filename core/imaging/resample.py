@@ -37,7 +37,7 @@ BANDS: Final = {"L": 1, "RGB": 4}
 
 
 class VipsPixels:
-    """Pixels held in libvips' memory, with the Pillow mode they came from."""
+    """Pixels in one buffer that libvips and a Pillow image share, with the Pillow mode."""
 
     def __init__(self, image: Any, mode: str, pillow: Image.Image) -> None:
         self._image = image
