@@ -28,7 +28,8 @@ for _family in ("VipsForeignLoad", "VipsForeignSave"):
 # Pillow keeps an image of more than 16 MB as several blocks of rows, which it cannot lend as
 # one buffer: one block per image (the engine's pixel limit bounds its size) keeps every
 # decoded frame lendable. An allocation that falls back to small blocks is copied instead.
-Image.core.set_block_size(1 << 30)  # type: ignore[attr-defined]  # = PILLOW_BLOCK_SIZE=1G
+BLOCK_SIZE: Final = 1 << 30  # as PILLOW_BLOCK_SIZE=1G
+Image.core.set_block_size(BLOCK_SIZE)  # type: ignore[attr-defined]
 
 # The pixels as Pillow lays them out, one byte a sample: grey in one band, and RGB in four
 # (Pillow pads each pixel to 4 bytes). libvips resizes the padding band too, for 7 % more time

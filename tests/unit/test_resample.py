@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from imaging_fixtures import photo_like
 from PIL import Image, ImageChops, ImageStat
 
-from core.imaging.resample import VipsPixels
+from core.imaging.resample import BLOCK_SIZE, VipsPixels
 
 
 def _photo(width: int, height: int, mode: str = "RGB") -> Image.Image:
@@ -97,7 +97,7 @@ def test_a_frame_in_several_blocks_is_copied_and_resizes_the_same(
 ) -> None:
     image = _photo(600, 400, mode)
     expected = VipsPixels.from_pillow(image.copy()).resized((300, 200), (0.0, 0.0, 600.0, 400.0))
-    Image.core.set_block_size(1 << 30)
+    Image.core.set_block_size(BLOCK_SIZE)
     lent = VipsPixels.from_pillow(image.copy()).resized((300, 200), (0.0, 0.0, 600.0, 400.0))
     assert lent.to_pillow().tobytes() == expected.to_pillow().tobytes()
 
