@@ -35,6 +35,7 @@ from infra.backfill.options import (
     parse_time,
 )
 from infra.backfill.summary import Snapshot, Summary
+from infra.commands.arguments import bounded, positive
 from infra.commands.aws_errors import describe
 from infra.console import error, error_console, styled, warning
 
@@ -181,18 +182,18 @@ def _add_throughput_arguments(parser: argparse.ArgumentParser) -> None:
         help="concurrent HeadObject calls (default 32)",
     )
     throughput.add_argument(
-        "--max-rate", type=float, metavar="N", help="at most N messages per second"
+        "--max-rate", type=positive(float), metavar="N", help="at most N messages per second"
     )
     throughput.add_argument(
         "--page-size",
-        type=int,
+        type=bounded(int, 1, 1000),
         metavar="N",
         default=1000,
         help="keys per ListObjectsV2 page, the unit of resume for a listing (default 1000)",
     )
     throughput.add_argument(
         "--retries",
-        type=int,
+        type=bounded(int, 0),
         metavar="N",
         default=6,
         help="retries of a failed entry, with backoff, before it goes to the failures file "
@@ -209,7 +210,11 @@ def _add_resume_arguments(parser: argparse.ArgumentParser) -> None:
         help="record the position here; rerun with the same file to continue",
     )
     resume.add_argument(
-        "--state-interval", type=float, default=2.0, metavar="S", help="seconds between saves"
+        "--state-interval",
+        type=bounded(float, 0),
+        default=2.0,
+        metavar="S",
+        help="seconds between saves",
     )
     resume.add_argument(
         "--failures",
@@ -223,7 +228,7 @@ def _add_resume_arguments(parser: argparse.ArgumentParser) -> None:
         "--dry-run", action="store_true", help="count and sample what would be sent"
     )
     resume.add_argument(
-        "--sample", type=int, default=10, metavar="N", help="keys sampled by --dry-run"
+        "--sample", type=bounded(int, 0), default=10, metavar="N", help="keys sampled by --dry-run"
     )
     resume.add_argument("--no-progress", action="store_true", help="no progress bar")
     resume.add_argument("--json", action="store_true", help="print the summary as JSON")
@@ -265,13 +270,13 @@ def options_from_args(args: argparse.Namespace) -> Options:
         head_concurrency=args.head_concurrency,
         processes=args.processes,
         max_rate=args.max_rate,
-        retries=max(0, args.retries),
+        retries=args.retries,
         state_path=args.state,
         state_interval=args.state_interval,
         failures_path=failures,
         dry_run=args.dry_run,
-        sample_size=max(0, args.sample),
-        page_size=max(1, min(1000, args.page_size)),
+        sample_size=args.sample,
+        page_size=args.page_size,
     )
 
 

@@ -7,6 +7,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from infra.commands.arguments import bounded
 from infra.console import console, error, error_console
 
 
@@ -15,10 +16,12 @@ def register(subparsers: Any) -> None:
         "bench", help="benchmark the engine against baselines", description=__doc__
     )
     parser.add_argument("corpus", type=Path, metavar="CORPUS_DIR")
-    parser.add_argument("--repeat", type=int, default=3, help="runs per image (median taken)")
+    parser.add_argument(
+        "--repeat", type=bounded(int, 1), default=3, help="runs per image (median taken)"
+    )
     parser.add_argument(
         "--warmup",
-        type=int,
+        type=bounded(int, 0),
         default=0,
         help="untimed runs per image first, in the same process: a warm Lambda's steady state "
         "rather than a fresh process's first image (default 0)",
@@ -42,7 +45,7 @@ def run(args: argparse.Namespace) -> int:
     samples = []
     with Progress(console=error_console, transient=True) as progress:
         task = progress.add_task("benchmarking", total=len(files) * len(strategies))
-        for sample in run_bench(files, strategies, max(1, args.repeat), max(0, args.warmup)):
+        for sample in run_bench(files, strategies, args.repeat, args.warmup):
             samples.append(sample)
             progress.advance(task)
     summary = summarise(samples, strategies)

@@ -21,6 +21,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from infra.commands.loadtest_arguments import add_run_arguments
 from infra.console import console, error, error_console, styled, warning
 
 if TYPE_CHECKING:
@@ -28,8 +29,6 @@ if TYPE_CHECKING:
     from loadtest.run import LoadOptions, LoadRun, RunData, StackInfo
     from loadtest.summary import Summary
     from loadtest.workload import SizeClass, Source, Workload
-
-DEFAULT_SIZES = "2MP:40,12MP:50,24MP:10"
 
 
 def register(subparsers: Any) -> None:
@@ -58,125 +57,6 @@ def register(subparsers: Any) -> None:
     compare.set_defaults(run=run_compare)
 
 
-def add_run_arguments(parser: argparse.ArgumentParser) -> None:
-    _target_arguments(parser.add_argument_group("target"))
-    _workload_arguments(parser.add_argument_group("workload"))
-    _harness_arguments(parser.add_argument_group("harness"))
-    _cost_arguments(parser.add_argument_group("cost model"))
-
-
-def _target_arguments(target: Any) -> None:
-    target.add_argument("--stack", metavar="NAME", help="a deployed stack (CloudFormation name)")
-    target.add_argument("--region", help="the deployed stack's region")
-    target.add_argument(
-        "--workers",
-        type=int,
-        help="embedded stack: worker processes (default: cores + 1, because each worker waits "
-        "on S3 and DynamoDB for part of every image and one more process fills that time)",
-    )
-    target.add_argument(
-        "--threads", type=int, default=1, help="embedded stack: threads per worker process"
-    )
-    target.add_argument(
-        "--batch-window",
-        type=float,
-        default=None,
-        metavar="S",
-        help="embedded stack: batching window (default: the template's)",
-    )
-
-
-def _workload_arguments(work: Any) -> None:
-    source = work.add_mutually_exclusive_group()
-    source.add_argument("--corpus", type=Path, metavar="DIR", help="send the images in DIR")
-    source.add_argument(
-        "--synthetic", type=int, metavar="N", help="send N synthetic photo-like images (default)"
-    )
-    work.add_argument(
-        "--sizes",
-        default=DEFAULT_SIZES,
-        help=f"synthetic size mix, megapixels:weight (default {DEFAULT_SIZES}; 0.3MP is fine)",
-    )
-    work.add_argument(
-        "--formats", default="jpeg:100", help="synthetic format mix (jpeg, heic, png, webp)"
-    )
-    work.add_argument(
-        "--pool", type=int, default=4, help="distinct synthetic images per size and format"
-    )
-    work.add_argument("--cache-dir", type=Path, help="where generated images are cached")
-    work.add_argument("--seed", type=int, default=0, help="workload random seed")
-    work.add_argument(
-        "--mode",
-        choices=("upload", "enqueue"),
-        default="upload",
-        help="upload: PutObject (S3 notification path); enqueue: backfill messages",
-    )
-    work.add_argument(
-        "--source-bucket",
-        help="enqueue mode: bucket for the objects (embedded default: a new bucket without "
-        "notifications; deployed default: the raw bucket, prefix loadtest/)",
-    )
-    count = work.add_mutually_exclusive_group()
-    count.add_argument(
-        "--count", type=int, help="images to measure (default: --synthetic N or the corpus)"
-    )
-    count.add_argument("--duration", type=float, metavar="S", help="send for S seconds")
-    pace = work.add_mutually_exclusive_group()
-    pace.add_argument("--rate", type=float, metavar="R", help="open loop: R images/s")
-    pace.add_argument(
-        "--concurrency",
-        type=int,
-        metavar="C",
-        help="closed loop: keep C images in flight (default: workers x threads + 1)",
-    )
-    work.add_argument("--warmup", type=int, default=0, help="extra images first, not measured")
-    work.add_argument("--no-calibrate", action="store_true", help="skip the engine-alone timing")
-
-
-def _harness_arguments(tuning: Any) -> None:
-    tuning.add_argument("--out", type=Path, help="run folder (default runs/<timestamp>)")
-    tuning.add_argument("--poll-interval", type=float, default=0.25, help="table poll period (s)")
-    tuning.add_argument(
-        "--drain-timeout", type=float, default=300, help="seconds to wait for the stragglers"
-    )
-    tuning.add_argument("--uploaders", type=int, default=4, help="upload threads")
-    tuning.add_argument(
-        "--sample-interval",
-        type=float,
-        default=1.0,
-        metavar="S",
-        help="seconds between samples of queue depth, CPU and memory",
-    )
-    tuning.add_argument(
-        "--no-iam-enforcement",
-        action="store_true",
-        help="embedded stack only: run moto without IAM and signature checks, to measure what "
-        "enforcement costs (the default, and every test, enforces them)",
-    )
-    tuning.add_argument("--json", action="store_true", help="print the summary as JSON")
-
-
-def _cost_arguments(cost: Any) -> None:
-    cost.add_argument("--memory-mb", type=int, default=2048, help="Lambda memory (MB)")
-    cost.add_argument("--architecture", choices=("arm64", "x86_64"), default="arm64")
-    cost.add_argument(
-        "--batch-size", type=float, help="records per invocation (default: the stack's)"
-    )
-    cost.add_argument(
-        "--compute-scale",
-        type=float,
-        default=1.0,
-        help="Lambda ms per locally measured ms (1.0: a local core ~ 1.15 vCPU at 2048 MB)",
-    )
-    cost.add_argument(
-        "--price",
-        action="append",
-        default=[],
-        metavar="NAME=USD",
-        help="override a price, e.g. lambda_gb_s_arm64=0.0000133334 (see the report)",
-    )
-
-
 def _prices(pairs: list[str]) -> "Prices":
     from loadtest.cost import Prices  # deferred (see the top): about 20 ms
 
@@ -194,19 +74,6 @@ def _command_line() -> str:
     if argv and argv[0] == "loadtest":
         argv = argv[1:]
     return " ".join(["imgpipe", "loadtest", *map(shlex.quote, argv)])
-
-
-def _usage_error(args: argparse.Namespace) -> str | None:
-    if args.corpus is not None and not args.corpus.is_dir():
-        return f"{args.corpus} is not a folder"
-    for name in ("workers", "threads", "pool", "uploaders"):
-        if getattr(args, name) < 1:
-            return f"--{name} must be at least 1"
-    if args.sample_interval < 0.1:
-        return "--sample-interval must be at least 0.1 s"
-    if (args.rate is not None and args.rate <= 0) or (args.concurrency or 1) < 1:
-        return "--rate and --concurrency must be positive"
-    return None
 
 
 def run(args: argparse.Namespace) -> int:
@@ -228,9 +95,8 @@ def run(args: argparse.Namespace) -> int:
         return 2
     if args.workers is None:
         args.workers = core_count() + 1
-    problem = _usage_error(args)
-    if problem:
-        error(problem)
+    if args.corpus is not None and not args.corpus.is_dir():
+        error(f"{args.corpus} is not a folder")
         return 2
     out = args.out or Path("runs") / datetime.now().strftime("%Y%m%d-%H%M%S")
     pool = _build_pool(args, sizes, formats)
@@ -302,7 +168,7 @@ def _drive(
         duration_s=args.duration,
         rate=args.rate,
         concurrency=concurrency,
-        warmup=max(0, args.warmup),
+        warmup=args.warmup,
         poll_interval_s=args.poll_interval,
         drain_timeout_s=args.drain_timeout,
         uploaders=args.uploaders,

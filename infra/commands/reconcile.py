@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from core.settings import Settings, SettingsError
+from infra.commands.arguments import bounded
 from infra.commands.aws_errors import describe
 from infra.commands.signals import stop_signals
 from infra.console import error, error_console, styled
@@ -43,9 +44,9 @@ def register(subparsers: Any) -> None:
                           ("--table", "TABLE"), ("--queue-url", "QUEUE_URL")):  # fmt: skip
         parser.add_argument(flag, help=f"default: $IMGPIPE_{setting}")
     parser.add_argument("--fix", action="store_true", help="repair what is found")
-    parser.add_argument("--min-age", type=float, default=3600.0, metavar="S",
+    parser.add_argument("--min-age", type=bounded(float, 0), default=3600.0, metavar="S",
                         help="ignore objects modified less than S seconds ago (default 3600)")  # fmt: skip
-    parser.add_argument("--sample", type=int, default=20, metavar="N",
+    parser.add_argument("--sample", type=bounded(int, 0), default=20, metavar="N",
                         help="findings of each kind listed in the report (default 20)")  # fmt: skip
     parser.add_argument("--failures", type=Path, metavar="FILE",
                         default=Path("imgpipe-reconcile-failures.jsonl"),
@@ -98,8 +99,8 @@ def prepare(args: argparse.Namespace, stop: threading.Event) -> "Reconcile":
                           failures_path=args.failures)  # fmt: skip
         sender = Sender(options, Clients(s3, boto3.client("sqs")), stop, threading.Event(), None)
         fixers = Fixers(sender, S3Storage(s3), DynamoCatalog(dynamodb, settings.table))
-    return Reconcile(settings, s3, dynamodb, fixers=fixers, min_age_s=max(0.0, args.min_age),
-                     sample_size=max(0, args.sample), stop=stop)  # fmt: skip
+    return Reconcile(settings, s3, dynamodb, fixers=fixers, min_age_s=args.min_age,
+                     sample_size=args.sample, stop=stop)  # fmt: skip
 
 
 def run(args: argparse.Namespace) -> int:

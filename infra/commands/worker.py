@@ -12,6 +12,7 @@ import time
 from typing import Any
 
 from core.settings import Settings, SettingsError
+from infra.commands.arguments import bounded
 from infra.commands.aws_errors import describe
 from infra.commands.signals import stop_signals
 from infra.console import error, error_console
@@ -26,35 +27,21 @@ def register(subparsers: Any) -> None:
     )
     parser.add_argument("--queue-url", required=True, metavar="URL",
                         help="the jobs queue to poll (any SQS queue the credentials can read)")  # fmt: skip
-    parser.add_argument("--processes", type=_bounded(int, 1, 1024), default=os.cpu_count() or 1,
+    parser.add_argument("--processes", type=bounded(int, 1, 1024), default=os.cpu_count() or 1,
                         metavar="N",
                         help="worker processes, each one Lambda instance (default: the CPU "
                         "count, %(default)s)")  # fmt: skip
-    parser.add_argument("--batch-size", type=_bounded(int, 1, MAX_BATCH_SIZE), default=10,
+    parser.add_argument("--batch-size", type=bounded(int, 1, MAX_BATCH_SIZE), default=10,
                         metavar="N", help="messages per invocation, at most "
                         f"{MAX_BATCH_SIZE:,}; over 10 needs --batch-window (default: %(default)s)")  # fmt: skip
-    parser.add_argument("--batch-window", type=_bounded(float, 0, MAX_BATCH_WINDOW_S),
+    parser.add_argument("--batch-window", type=bounded(float, 0, MAX_BATCH_WINDOW_S),
                         default=0.0, metavar="S", help="seconds to wait for a fuller batch "
                         "(default: %(default)s)")  # fmt: skip
-    parser.add_argument("--function-timeout", type=_bounded(float, 1, 900), default=120.0,
+    parser.add_argument("--function-timeout", type=bounded(float, 1, 900), default=120.0,
                         metavar="S", help="seconds per batch (default: %(default)s)")  # fmt: skip
     parser.add_argument("--json", action="store_true",
                         help="print a JSON summary on stdout when stopped (logs go to stderr)")  # fmt: skip
     parser.set_defaults(run=run)
-
-
-def _bounded(kind: type, low: float, high: float) -> Any:
-    def convert(text: str) -> Any:
-        try:
-            value = kind(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-        if not low <= value <= high:
-            raise argparse.ArgumentTypeError(f"{text} is not in {low:g}-{high:g}")
-        return value
-
-    convert.__name__ = kind.__name__
-    return convert
 
 
 def run(args: argparse.Namespace) -> int:

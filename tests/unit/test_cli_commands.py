@@ -171,6 +171,38 @@ def test_worker_refuses_values_lambda_refuses(
     assert f"argument {argv[0]}: " in err
 
 
+@pytest.mark.parametrize(
+    ("command", "option", "value", "reason"),
+    [(["bench", "corpus"], "--repeat", "0", "0 is not at least 1"),
+     (["bench", "corpus"], "--warmup", "-1", "-1 is not at least 0"),
+     (["bench", "corpus"], "--warmup", "one", "not a number: 'one'"),
+     (["loadtest"], "--warmup", "-5", "-5 is not at least 0"),
+     (["loadtest"], "--workers", "0", "0 is not at least 1"),
+     (["loadtest"], "--rate", "0", "0 is not above 0"),
+     (["loadtest"], "--rate", "-2", "-2 is not at least 0"),
+     (["loadtest"], "--duration", "0", "0 is not above 0"),
+     (["loadtest"], "--sample-interval", "0.05", "0.05 is not at least 0.1"),
+     (["loadtest"], "--memory-mb", "64", "64 is not in 128-10240"),
+     (["loadtest"], "--compute-scale", "0", "0 is not above 0"),
+     (["backfill", "s3://raw"], "--page-size", "1001", "1001 is not in 1-1000"),
+     (["backfill", "s3://raw"], "--page-size", "0", "0 is not in 1-1000"),
+     (["backfill", "s3://raw"], "--retries", "-1", "-1 is not at least 0"),
+     (["backfill", "s3://raw"], "--sample", "-1", "-1 is not at least 0"),
+     (["backfill", "s3://raw"], "--max-rate", "0", "0 is not above 0"),
+     (["backfill", "s3://raw"], "--state-interval", "-1", "-1 is not at least 0"),
+     (["reconcile"], "--min-age", "-60", "-60 is not at least 0"),
+     (["reconcile"], "--min-age", "nan", "nan is not at least 0"),
+     (["reconcile"], "--sample", "-2", "-2 is not at least 0")],
+)  # fmt: skip
+def test_out_of_range_counts_are_refused_not_clamped(
+    capsys: pytest.CaptureFixture[str], command: list[str], option: str, value: str, reason: str
+) -> None:
+    """A value the command cannot honour is a usage error, not quietly another value."""
+    err = usage_error(capsys, *command, option, value)
+    assert f"argument {option}: {reason}" in err
+    assert "Traceback" not in err
+
+
 def test_worker_batch_over_10_needs_a_window(
     capsys: pytest.CaptureFixture[str], no_aws: pytest.MonkeyPatch
 ) -> None:
