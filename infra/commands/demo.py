@@ -15,6 +15,7 @@ from typing import Any
 from rich.text import Text
 
 from core.catalog import Status
+from infra.commands.arguments import bounded, positive
 from infra.commands.folders import make_folder
 from infra.console import console, error, error_console, human_bytes, saving, styled
 
@@ -29,9 +30,9 @@ def register(subparsers: Any) -> None:
                         help="folder of images to upload (default: the bundled samples)")  # fmt: skip
     parser.add_argument("--out", type=Path, default=Path("imgpipe-out"), metavar="DIR",
                         help="folder for the renditions and index.html (default: %(default)s)")  # fmt: skip
-    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1, metavar="N",
+    parser.add_argument("--workers", type=bounded(int, 1, 1024), default=os.cpu_count() or 1, metavar="N",
                         help="worker processes (default: the CPU count, %(default)s)")  # fmt: skip
-    parser.add_argument("--timeout", type=float, default=300, metavar="S",
+    parser.add_argument("--timeout", type=positive(float), default=300, metavar="S",
                         help="seconds to wait for results (default: %(default)s)")  # fmt: skip
     parser.add_argument("--json", action="store_true", help="print machine-readable JSON")
     parser.set_defaults(run=run)

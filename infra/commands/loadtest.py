@@ -21,6 +21,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from infra.commands.arguments import bounded
 from infra.commands.loadtest_arguments import add_run_arguments
 from infra.console import console, error, error_console, styled, warning
 
@@ -49,7 +50,9 @@ def register(subparsers: Any) -> None:
     )
     compare.add_argument("run_a", type=Path, metavar="RUN_A", help="run folder or results.json")
     compare.add_argument("run_b", type=Path, metavar="RUN_B", help="run folder or results.json")
-    compare.add_argument("--threshold", type=float, default=0.10, help="regression threshold")
+    compare.add_argument(
+        "--threshold", type=bounded(float, 0), default=0.10, help="regression threshold"
+    )
     compare.add_argument(
         "--fail-on-regression", action="store_true", help="exit 1 when a regression is marked"
     )

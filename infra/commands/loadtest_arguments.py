@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from infra.commands.arguments import bounded, positive
+from infra.commands.worker import MAX_BATCH_WINDOW_S
 
 DEFAULT_SIZES = "2MP:40,12MP:50,24MP:10"
 
@@ -34,7 +35,7 @@ def _target_arguments(target: Any) -> None:
     )
     target.add_argument(
         "--batch-window",
-        type=float,
+        type=bounded(float, 0, MAX_BATCH_WINDOW_S),
         default=None,
         metavar="S",
         help="embedded stack: batching window (default: the template's)",

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from core.settings import fault_injection
+from infra.commands.arguments import bounded
 from infra.commands.signals import stop_signals
 from infra.console import console, error, error_console
 
@@ -25,14 +26,17 @@ def register(subparsers: Any) -> None:
     )  # fmt: skip
     parser.add_argument("--aws-port", type=_port, default=0,
                         help="moto port (default: a free port)")  # fmt: skip
-    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1,
+    parser.add_argument("--workers", type=bounded(int, 1, 1024), default=os.cpu_count() or 1,
                         help="worker processes (default: %(default)s)")  # fmt: skip
     parser.add_argument(
-        "--function-timeout", type=float, default=None, help="seconds (default: the template's)"
+        "--function-timeout",
+        type=bounded(float, 1, 900),
+        default=None,
+        help="seconds (default: the template's)",
     )
     parser.add_argument(
         "--visibility-timeout",
-        type=int,
+        type=bounded(int, 0, 43_200),
         default=None,
         help="seconds before a failed message returns (default: the template's); tests shorten it",
     )

@@ -192,7 +192,14 @@ def test_worker_refuses_values_lambda_refuses(
      (["backfill", "s3://raw"], "--state-interval", "-1", "-1 is not at least 0"),
      (["reconcile"], "--min-age", "-60", "-60 is not at least 0"),
      (["reconcile"], "--min-age", "nan", "nan is not at least 0"),
-     (["reconcile"], "--sample", "-2", "-2 is not at least 0")],
+     (["reconcile"], "--sample", "-2", "-2 is not at least 0"),
+     (["loadtest"], "--batch-window", "301", "301 is not in 0-300"),
+     (["loadtest", "compare", "a", "b"], "--threshold", "-0.1", "-0.1 is not at least 0"),
+     (["up"], "--workers", "0", "0 is not in 1-1024"),
+     (["up"], "--function-timeout", "901", "901 is not in 1-900"),
+     (["up"], "--visibility-timeout", "-5", "-5 is not in 0-43200"),
+     (["demo"], "--workers", "0", "0 is not in 1-1024"),
+     (["demo"], "--timeout", "0", "0 is not above 0")],
 )  # fmt: skip
 def test_out_of_range_counts_are_refused_not_clamped(
     capsys: pytest.CaptureFixture[str], command: list[str], option: str, value: str, reason: str
