@@ -9,30 +9,23 @@ from typing import Any
 
 def bounded(kind: type, low: float, high: float = math.inf) -> Callable[[str], Any]:
     """A ``type=`` for argparse: ``kind(text)``, refused unless ``low <= value <= high``."""
+    span = f"at least {low:g}" if high == math.inf else f"in {low:g}-{high:g}"
+    return _checked(kind, lambda value: low <= value <= high, span)
 
+
+def positive(kind: type) -> Callable[[str], Any]:
+    """A ``type=`` for argparse: ``kind(text)``, refused unless it is above zero."""
+    return _checked(kind, lambda value: value > 0, "above 0")
+
+
+def _checked(kind: type, accepts: Callable[[Any], bool], span: str) -> Callable[[str], Any]:
     def convert(text: str) -> Any:
         try:
             value = kind(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-        if not low <= value <= high:
-            span = f"at least {low:g}" if high == math.inf else f"in {low:g}-{high:g}"
+        if not accepts(value):  # NaN is accepted by no comparison
             raise argparse.ArgumentTypeError(f"{text} is not {span}")
         return value
 
-    convert.__name__ = kind.__name__
-    return convert
-
-
-def positive(kind: type) -> Callable[[str], Any]:
-    """A ``type=`` for argparse: ``kind(text)``, refused unless it is above zero."""
-    at_least = bounded(kind, 0)
-
-    def convert(text: str) -> Any:
-        value = at_least(text)
-        if value == 0:
-            raise argparse.ArgumentTypeError(f"{text} is not above 0")
-        return value
-
-    convert.__name__ = kind.__name__
     return convert

@@ -179,7 +179,7 @@ def test_worker_refuses_values_lambda_refuses(
      (["loadtest"], "--warmup", "-5", "-5 is not at least 0"),
      (["loadtest"], "--workers", "0", "0 is not at least 1"),
      (["loadtest"], "--rate", "0", "0 is not above 0"),
-     (["loadtest"], "--rate", "-2", "-2 is not at least 0"),
+     (["loadtest"], "--rate", "-2", "-2 is not above 0"),
      (["loadtest"], "--duration", "0", "0 is not above 0"),
      (["loadtest"], "--sample-interval", "0.05", "0.05 is not at least 0.1"),
      (["loadtest"], "--memory-mb", "64", "64 is not in 128-10240"),
