@@ -9,6 +9,7 @@ the HEIC: the two libraries agree on the angle direction, the mirror axis and th
 """
 
 import struct
+from fractions import Fraction
 
 import pytest
 from imaging_fixtures import (
@@ -107,14 +108,32 @@ def _shift_iloc(data: bytearray, iloc: int, by: int) -> None:
             pos += offset_size + length_size
 
 
+def _narrowed_clap(data: bytes, at: int, fields: tuple[int, ...]) -> bytes:
+    """``data`` with the clap whose payload starts at ``at`` narrowed to ``fields``, taken in
+    the image that clap shows. Both offsets run from a centre, and the shown image's centre is
+    the old aperture's, so the offsets add."""
+    old = struct.unpack_from(">IIIIiIiI", data, at)
+    x = Fraction(old[4], old[5]) + Fraction(fields[4], fields[5])
+    y = Fraction(old[6], old[7]) + Fraction(fields[6], fields[7])
+    out = bytearray(data)
+    offsets = (x.numerator, x.denominator, y.numerator, y.denominator)
+    struct.pack_into(">IIIIiIiI", out, at, *fields[:4], *offsets)
+    return bytes(out)
+
+
 def with_clap(avif: bytes, *fields: int) -> bytes:
     """``avif`` with a ``clap`` property (8 fields: width, height, x and y offset as n/d pairs)
     associated with its primary item before any irot/imir, as MIAF orders them (libheif
-    applies the properties in association order)."""
+    applies the properties in association order). A file that has a clap already (libheif
+    1.23 crops its padded HEVC frame with one) gets that clap narrowed to ``fields`` instead:
+    libheif refuses two."""
     data = bytearray(avif)
     meta = _child(avif, 0, len(avif), b"meta")
     iprp = _child(avif, meta[0] + 4, meta[1], b"iprp")
     ipco, ipma = _child(avif, *iprp, b"ipco"), _child(avif, *iprp, b"ipma")
+    existing = next((s for k, s, _ in boxes(avif, *ipco) if k == b"clap"), None)
+    if existing is not None:
+        return _narrowed_clap(avif, existing, fields)
     iloc = _child(avif, meta[0] + 4, meta[1], b"iloc")
     index = len(list(boxes(avif, *ipco))) + 1
     assert avif[ipma[0]] == 0 and not avif[ipma[0] + 3] & 1  # 1-byte associations, 16-bit ids
