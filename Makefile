@@ -14,14 +14,21 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install -U pip
 
-$(VENV)/.runtime: pyproject.toml | $(BIN)/python
+# The runtime dependencies install at the versions the Lambda image ships: the lock's pins,
+# without their hashes, as constraints. The suite then tests what deploys, and a release
+# within pyproject's ranges cannot change it on a fresh machine.
+LOCK_PINS := $(VENV)/lock-pins.txt
+$(LOCK_PINS): docker/requirements.txt | $(BIN)/python
+	sed -n 's/^\([A-Za-z0-9_.-]*==[^ ;]*\).*/\1/p' $< > $@
+
+$(VENV)/.runtime: pyproject.toml $(LOCK_PINS) | $(BIN)/python
 	@echo "==> installing imgpipe and its CLI dependencies into $(VENV) (about 30 s the first time)"
-	$(PIP) install -e '.[cli]'
+	$(PIP) install -c $(LOCK_PINS) -e '.[cli]'
 	touch $@
 
-$(VENV)/.dev: pyproject.toml | $(BIN)/python
+$(VENV)/.dev: pyproject.toml $(LOCK_PINS) | $(BIN)/python
 	@echo "==> installing imgpipe with the test and lint tools into $(VENV) (about a minute the first time)"
-	$(PIP) install -e '.[dev]'
+	$(PIP) install -c $(LOCK_PINS) -e '.[dev]'
 	touch $@ $(VENV)/.runtime
 
 # checkov lives in a venv of its own: installed next to imgpipe it would downgrade boto3 (to
@@ -92,7 +99,7 @@ clean:
 # latter into .bench-peers/ (ignored by git). The benchmark runs without them.
 SHARP_VERSION := 0.35.5
 bench-peers: $(VENV)/.dev
-	$(PIP) install -e '.[bench]'
+	$(PIP) install -c $(LOCK_PINS) -e '.[bench]'
 	@command -v npm >/dev/null 2>&1 || { echo "npm not found: the sharp peers will be skipped"; exit 0; }; \
 	  npm install --no-audit --no-fund --no-save --prefix .bench-peers 'sharp@$(SHARP_VERSION)'
 

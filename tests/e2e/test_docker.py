@@ -294,6 +294,19 @@ def test_lock_does_not_drift_from_pyproject() -> None:
         )
 
 
+def test_the_suite_runs_the_runtime_the_image_ships() -> None:
+    """`make test` installs with the lock's pins as constraints (the Makefile's LOCK_PINS), so
+    every locked package installed here has the version the image ships: what passes here is
+    what deploys, and a new release within pyproject's ranges cannot change it."""
+    from importlib import metadata
+
+    installed = {canonicalize_name(d.metadata["Name"]): d.version for d in metadata.distributions()}
+    locked = {name: version.strip() for name, (version, _) in _locked().items()}
+    here = {name: installed[name] for name in locked if name in installed}
+    assert "pillow" in here and "boto3" in here
+    assert here == {name: locked[name] for name in here}, "run `make test` to reinstall"
+
+
 # -------------------------------------------------------- network: wheels for both arches
 
 
