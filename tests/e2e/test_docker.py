@@ -301,7 +301,7 @@ def test_the_suite_runs_the_runtime_the_image_ships() -> None:
     from importlib import metadata
 
     installed = {canonicalize_name(d.metadata["Name"]): d.version for d in metadata.distributions()}
-    locked = {name: version.strip() for name, (version, _) in _locked().items()}
+    locked = {name: version for name, (version, _) in _locked().items()}
     here = {name: installed[name] for name in locked if name in installed}
     assert "pillow" in here and "boto3" in here
     assert here == {name: locked[name] for name in here}, "run `make test` to reinstall"
