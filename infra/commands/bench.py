@@ -23,8 +23,9 @@ def register(subparsers: Any) -> None:
         "--warmup",
         type=bounded(int, 0),
         default=0,
-        help="untimed runs per image first, in the same process: a warm Lambda's steady state "
-        "rather than a fresh process's first image (default 0)",
+        help="untimed runs per image first, in the same process: 2 reach a warm Lambda's "
+        "steady state (the engine's second image still grows the heap) rather than a fresh "
+        "process's first image (default 0)",
     )
     parser.add_argument("--json", action="store_true", help="print machine-readable JSON")
     parser.set_defaults(run=run)
