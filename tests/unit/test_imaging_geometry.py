@@ -131,16 +131,17 @@ def with_clap(avif: bytes, *fields: int) -> bytes:
     meta = _child(avif, 0, len(avif), b"meta")
     iprp = _child(avif, meta[0] + 4, meta[1], b"iprp")
     ipco, ipma = _child(avif, *iprp, b"ipco"), _child(avif, *iprp, b"ipma")
-    existing = next((s for k, s, _ in boxes(avif, *ipco) if k == b"clap"), None)
+    properties = list(boxes(avif, *ipco))
+    kinds = [kind for kind, _, _ in properties]
+    existing = next((s for k, s, _ in properties if k == b"clap"), None)
     if existing is not None:
         return _narrowed_clap(avif, existing, fields)
     iloc = _child(avif, meta[0] + 4, meta[1], b"iloc")
-    index = len(list(boxes(avif, *ipco))) + 1
+    index = len(properties) + 1
     assert avif[ipma[0]] == 0 and not avif[ipma[0] + 3] & 1  # 1-byte associations, 16-bit ids
     assert int.from_bytes(avif[ipma[0] + 4 : ipma[0] + 8], "big") == 1  # one item
     count_at = ipma[0] + 10
     clap = struct.pack(">I4s", 40, b"clap") + struct.pack(">IIIIiIiI", *fields)
-    kinds = [kind for kind, _, _ in boxes(avif, *ipco)]
     links = avif[count_at + 1 : count_at + 1 + avif[count_at]]
     first_transform = next(
         (i for i, link in enumerate(links) if kinds[(link & 0x7F) - 1] in TRANSFORMS), len(links)
